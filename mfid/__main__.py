@@ -1,0 +1,5 @@
+import sys
+
+from mfid.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""The ``mfid`` command line.
+
+Every module in this package that defines ``register(subparsers)`` adds a top-level command;
+every module that defines ``register_bench(subparsers)`` adds a ``mfid bench <name>`` target.
+Commands run in float64 unless ``--x32`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+def _modules():
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            yield importlib.import_module(f"{__name__}.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mfid", description="Mean-field incentive and auction design on JAX."
+    )
+    parser.add_argument("--x32", action="store_true", help="compute in float32 (default float64)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    bench = sub.add_parser("bench", help="benchmarks that write JSON (and figures) under results/")
+    bench_sub = bench.add_subparsers(dest="target", required=True)
+    for mod in _modules():
+        if hasattr(mod, "register"):
+            mod.register(sub)
+        if hasattr(mod, "register_bench"):
+            mod.register_bench(bench_sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    import jax
+
+    jax.config.update("jax_enable_x64", not args.x32)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as err:
+        print(f"mfid: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Population flow ``Lambda(pi | theta)`` (SPEC section 1).
+
+    L_0(s, a)      = mu0(s) pi_0(a|s)
+    L_{h+1}(s', a') = sum_{s,a} L_h(s, a) P_{h,theta}(s'|s, a, L_h) pi_{h+1}(a'|s')
+
+One ``lax.scan`` over rounds; the kernel acts as a push-forward operator, so sparse games never
+form the dense ``S x A x S`` array.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from mfid.game import Dynamics, MeanFieldGame
+
+__all__ = ["population_flow", "rollout"]
+
+
+def rollout(game: MeanFieldGame, policy, theta) -> tuple[jnp.ndarray, Dynamics]:
+    """Flow ``L`` of shape ``(H, S, A)`` and the per-round dynamics stacked over rounds.
+
+    ``policy`` has shape ``(H, S, A)`` (rows are distributions over actions).
+    """
+    H = game.horizon
+
+    def step(mu, xs):
+        h, pi_h = xs
+        L = mu[:, None] * pi_h
+        dyn = game.dynamics(h, L, theta)
+        return dyn.kernel.push(L), (L, dyn)
+
+    mu0 = game.mu0.astype(policy.dtype)
+    _, (L, dyn) = lax.scan(step, mu0, (jnp.arange(H), policy))
+    return L, dyn
+
+
+def population_flow(game: MeanFieldGame, policy, theta) -> jnp.ndarray:
+    """State-action distributions ``L_h`` of every round, shape ``(H, S, A)``.
+
+    Example::
+
+        L = population_flow(game, jnp.full((H, S, A), 1 / A), theta)
+        assert jnp.allclose(L.sum((1, 2)), 1.0)
+    """
+    return rollout(game, policy, theta)[0]

@@ -1,0 +1,184 @@
+"""Parameterised mean-field games (PMFG), SPEC section 1.
+
+A PMFG is ``(S, A, H, mu0, P_{h,theta}, R_{h,theta})``: the kernel and the reward of a
+representative agent in round ``h`` depend on the population's *state-action* distribution
+``L_h in Delta(S x A)`` and on design parameters ``theta`` (any pytree)::
+
+    P_{h,theta}(s' | s, a, L_h),   R_{h,theta}(s, a, L_h),   mu0 in Delta(S)
+
+Every game implements one method, ``dynamics(h, L_h, theta) -> Dynamics(reward, kernel)``,
+where ``reward`` has shape ``(S, A)`` and ``kernel`` is a :class:`mfid.kernel.Kernel`
+(push-forward / pull-back operator). ``h`` may be a traced integer: games are scanned over rounds.
+
+Example::
+
+    import jax.numpy as jnp
+    from mfid import PMFG
+    P = jnp.full((2, 2, 2), 0.5)                      # any move is a coin flip
+    game = PMFG.create(mu0=jnp.array([0.5, 0.5]), horizon=3, transition=P,
+                       reward=lambda h, L, theta: -L.sum(1)[:, None] * jnp.ones((2, 2)))
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from mfid.kernel import DenseKernel, Kernel, check_kernel
+
+__all__ = ["Dynamics", "MeanFieldGame", "PMFG", "is_concrete", "check_theta"]
+
+
+@struct.dataclass
+class Dynamics:
+    """Reward ``(S, A)`` and transition kernel of one round (stackable over rounds)."""
+
+    reward: jnp.ndarray
+    kernel: Kernel
+
+
+def is_concrete(*xs) -> bool:
+    """True when no leaf of ``xs`` is a JAX tracer (safe to inspect values in Python)."""
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
+
+
+def check_distribution(mu, name: str, atol: float = 1e-6) -> None:
+    """Raise ``ValueError`` unless ``mu`` is a probability vector."""
+    mu = np.asarray(mu)
+    if mu.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D probability vector, got shape {mu.shape}")
+    if not np.all(np.isfinite(mu)):
+        raise ValueError(f"{name} must be finite")
+    if np.any(mu < -atol):
+        raise ValueError(f"{name} must be non-negative (min {mu.min():.3g})")
+    if abs(mu.sum() - 1.0) > atol:
+        raise ValueError(f"{name} must sum to 1 (sums to {mu.sum():.6g})")
+
+
+def check_theta(theta, name: str = "theta") -> None:
+    """Raise ``ValueError`` if any leaf of the parameter pytree is non-finite."""
+    if not is_concrete(theta):
+        return
+    for leaf in jax.tree_util.tree_leaves(theta):
+        arr = np.asarray(leaf)
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+
+
+class MeanFieldGame(abc.ABC):
+    """Interface of a PMFG. Subclasses are frozen pytree dataclasses with fields
+    ``mu0`` (shape ``(S,)``), ``horizon`` and ``num_actions`` (static)."""
+
+    mu0: jnp.ndarray
+    horizon: int
+    num_actions: int
+
+    @property
+    def num_states(self) -> int:
+        return int(self.mu0.shape[-1])
+
+    @abc.abstractmethod
+    def dynamics(self, h, L, theta) -> Dynamics:
+        """Reward and kernel of round ``h`` given the state-action distribution ``L (S, A)``."""
+
+    def validate(self, theta=None) -> None:
+        """Probe every round at ``L = mu0 x uniform`` and raise ``ValueError`` on a bad kernel
+        (rows not summing to one, negative probabilities) or non-finite rewards."""
+        if not is_concrete(self, theta):
+            return
+        S, A = self.num_states, self.num_actions
+        L = self.mu0[:, None] * jnp.full((S, A), 1.0 / A, dtype=self.mu0.dtype)
+        dyn = jax.jit(jax.vmap(lambda h: self.dynamics(h, L, theta)))(jnp.arange(self.horizon))
+        reward = np.asarray(dyn.reward)
+        if reward.shape != (self.horizon, S, A):
+            raise ValueError(f"reward must have shape (S, A) = {(S, A)}, got {reward.shape[1:]}")
+        if not np.all(np.isfinite(reward)):
+            raise ValueError("reward must be finite for every round, state and action")
+        if isinstance(dyn.kernel, DenseKernel):
+            P = np.asarray(dyn.kernel.P)
+            if P.shape[1:] != (S, A, S):
+                raise ValueError(f"transition must have shape (S, A, S) = {(S, A, S)}, got {P.shape[1:]}")
+            check_kernel(P, "transition")
+        else:
+            rows = np.asarray(jax.vmap(lambda k: k.pull(jnp.ones(S, L.dtype)))(dyn.kernel))
+            if not np.allclose(rows, 1.0, atol=1e-6):
+                raise ValueError("transition: every kernel row P(.|s,a) must sum to 1")
+            mass = np.asarray(jax.vmap(lambda k: k.push(L))(dyn.kernel))
+            if np.any(mass < -1e-9):
+                raise ValueError("transition probabilities must be >= 0")
+
+
+def _as_fn(x, name: str, ndim: int):
+    """A dense table (time-independent ``ndim`` axes or with a leading ``H`` axis) or a callable."""
+    if callable(x):
+        return None, x
+    arr = jnp.asarray(x)
+    if arr.ndim not in (ndim, ndim + 1):
+        raise ValueError(f"{name} must have {ndim} axes (or {ndim + 1} with a leading horizon axis)")
+    return arr, None
+
+
+@struct.dataclass
+class PMFG(MeanFieldGame):
+    """A PMFG given by dense tables or by functions ``(h, L, theta) -> array``.
+
+    ``transition``: ``P[s, a, s']`` of shape ``(S, A, S)`` / ``(H, S, A, S)`` or a callable.
+    ``reward``: ``R[s, a]`` of shape ``(S, A)`` / ``(H, S, A)`` or a callable. Use
+    :meth:`PMFG.create`, which sorts tables from callables and validates the input.
+    """
+
+    mu0: jnp.ndarray
+    P: Any = None
+    R: Any = None
+    horizon: int = struct.field(pytree_node=False, default=1)
+    num_actions: int = struct.field(pytree_node=False, default=1)
+    transition_fn: Callable | None = struct.field(pytree_node=False, default=None)
+    reward_fn: Callable | None = struct.field(pytree_node=False, default=None)
+
+    @classmethod
+    def create(cls, mu0, horizon: int, transition, reward, num_actions: int | None = None):
+        if not isinstance(horizon, (int, np.integer)) or horizon <= 0:
+            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+        mu0 = jnp.asarray(mu0)
+        check_distribution(mu0, "mu0")
+        P, tfn = _as_fn(transition, "transition", 3)
+        R, rfn = _as_fn(reward, "reward", 2)
+        S = mu0.shape[0]
+        if num_actions is None:
+            for arr in (P, R):
+                if arr is not None:
+                    num_actions = int(arr.shape[-2] if arr is P else arr.shape[-1])
+                    break
+            else:
+                raise ValueError("num_actions is required when transition and reward are callables")
+        if P is not None:
+            if P.shape[-3:] != (S, num_actions, S) or (P.ndim == 4 and P.shape[0] != horizon):
+                raise ValueError(
+                    f"transition must have shape (S, A, S) = {(S, num_actions, S)} "
+                    f"or (H, S, A, S), got {P.shape}"
+                )
+            check_kernel(P, "transition")
+        if R is not None:
+            if R.shape[-2:] != (S, num_actions) or (R.ndim == 3 and R.shape[0] != horizon):
+                raise ValueError(
+                    f"reward must have shape (S, A) = {(S, num_actions)} or (H, S, A), got {R.shape}"
+                )
+            if not np.all(np.isfinite(np.asarray(R))):
+                raise ValueError("reward must be finite")
+        return cls(mu0, P, R, int(horizon), int(num_actions), tfn, rfn)
+
+    def dynamics(self, h, L, theta) -> Dynamics:
+        if self.transition_fn is not None:
+            P = self.transition_fn(h, L, theta)
+        else:
+            P = self.P[h] if self.P.ndim == 4 else self.P
+        if self.reward_fn is not None:
+            R = self.reward_fn(h, L, theta)
+        else:
+            R = self.R[h] if self.R.ndim == 3 else self.R
+        return Dynamics(jnp.asarray(R, L.dtype), DenseKernel(jnp.asarray(P, L.dtype)))

@@ -1,0 +1,68 @@
+"""Transition kernels as linear operators.
+
+A kernel for one round is the map ``P(s' | s, a)`` with three views:
+
+* ``push(L)``  -> ``mu'(s') = sum_{s,a} L(s, a) P(s'|s, a)``   (population push-forward), shape ``(S,)``
+* ``pull(V)``  -> ``(P V)(s, a) = sum_{s'} P(s'|s, a) V(s')``     (value pull-back), shape ``(S, A)``
+* ``dense()``  -> ``P`` itself, shape ``(S, A, S)`` (sampling, validation, tests)
+
+Games whose kernel is sparse (beach bar moves one step; auction winners drop out) return a
+structured kernel so that an OMD iteration never forms the dense ``S x A x S`` array.
+Kernels are pytrees, so a ``lax.scan`` over rounds can stack them.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import jax.numpy as jnp
+from flax import struct
+
+__all__ = ["Kernel", "DenseKernel", "check_kernel"]
+
+
+class Kernel(abc.ABC):
+    """Interface of a one-round transition kernel (see module docstring)."""
+
+    @abc.abstractmethod
+    def push(self, L):
+        """Push-forward ``L (S, A) -> mu' (S,)``."""
+
+    @abc.abstractmethod
+    def pull(self, V):
+        """Pull-back ``V (S,) -> (P V) (S, A)``."""
+
+    @abc.abstractmethod
+    def dense(self):
+        """The explicit ``(S, A, S)`` array."""
+
+
+@struct.dataclass
+class DenseKernel(Kernel):
+    """A kernel stored as an explicit array ``P[s, a, s']``."""
+
+    P: jnp.ndarray
+
+    def push(self, L):
+        return jnp.einsum("sa,sat->t", L, self.P)
+
+    def pull(self, V):
+        return self.P @ V
+
+    def dense(self):
+        return self.P
+
+
+def check_kernel(P, name: str = "transition", atol: float = 1e-6) -> None:
+    """Raise ``ValueError`` unless ``P[..., s']`` is a probability kernel (rows sum to one)."""
+    import numpy as np
+
+    P = np.asarray(P)
+    if not np.all(np.isfinite(P)):
+        raise ValueError(f"{name}: transition probabilities must be finite")
+    if np.any(P < -atol):
+        raise ValueError(f"{name}: transition probabilities must be >= 0 (min {P.min():.3g})")
+    rows = P.sum(-1)
+    if not np.allclose(rows, 1.0, atol=atol):
+        worst = float(np.abs(rows - 1).max())
+        raise ValueError(f"{name}: every kernel row P(.|s,a) must sum to 1 (worst error {worst:.3g})")
