@@ -148,7 +148,7 @@ class BeachBar(MeanFieldGame):
         move = jnp.abs(jnp.asarray(MOVES, s.dtype)) / K
         return -dist[:, None] - move[None, :]
 
-    def dynamics(self, h, L, theta) -> Dynamics:
+    def dynamics(self, h, L, theta, aggregate=()) -> Dynamics:
         mu = L.sum(-1)
         crowd = self.crowd.astype(L.dtype) * jnp.log(jnp.maximum(mu, 1e-30))
         reward = self.base_reward(L.dtype) - crowd[:, None] - self.price(theta).astype(L.dtype)[:, None]

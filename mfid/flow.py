@@ -18,20 +18,23 @@ __all__ = ["population_flow", "rollout"]
 
 
 def rollout(game: MeanFieldGame, policy, theta) -> tuple[jnp.ndarray, Dynamics]:
-    """Flow ``L`` of shape ``(H, S, A)`` and the per-round dynamics stacked over rounds.
+    """Flow ``L`` of shape ``(H, S, A)`` and the per-round dynamics stacked over rounds
+    (the game's ``aggregate`` is carried from round to round).
 
     ``policy`` has shape ``(H, S, A)`` (rows are distributions over actions).
     """
     H = game.horizon
 
-    def step(mu, xs):
+    def step(carry, xs):
+        mu, agg = carry
         h, pi_h = xs
         L = mu[:, None] * pi_h
-        dyn = game.dynamics(h, L, theta)
-        return dyn.kernel.push(L), (L, dyn)
+        dyn = game.dynamics(h, L, theta, agg)
+        return (dyn.kernel.push(L), dyn.aggregate), (L, dyn)
 
     mu0 = game.mu0.astype(policy.dtype)
-    _, (L, dyn) = lax.scan(step, mu0, (jnp.arange(H), policy))
+    carry0 = (mu0, game.initial_aggregate(theta))
+    _, (L, dyn) = lax.scan(step, carry0, (jnp.arange(H), policy))
     return L, dyn
 
 

@@ -6,9 +6,12 @@ representative agent in round ``h`` depend on the population's *state-action* di
 
     P_{h,theta}(s' | s, a, L_h),   R_{h,theta}(s, a, L_h),   mu0 in Delta(S)
 
-Every game implements one method, ``dynamics(h, L_h, theta) -> Dynamics(reward, kernel)``,
-where ``reward`` has shape ``(S, A)`` and ``kernel`` is a :class:`mfid.kernel.Kernel`
+Every game implements one method, ``dynamics(h, L_h, theta, aggregate) -> Dynamics``, whose
+``reward`` has shape ``(S, A)`` and whose ``kernel`` is a :class:`mfid.kernel.Kernel`
 (push-forward / pull-back operator). ``h`` may be a traced integer: games are scanned over rounds.
+Games whose rounds share a population-level state that is not a function of ``L_h`` alone (an
+auction's remaining supply) carry it as ``aggregate``: :meth:`MeanFieldGame.initial_aggregate`
+gives its value before round 0 and ``Dynamics.aggregate`` its value after each round.
 
 Example::
 
@@ -36,10 +39,17 @@ __all__ = ["Dynamics", "MeanFieldGame", "PMFG", "is_concrete", "check_theta"]
 
 @struct.dataclass
 class Dynamics:
-    """Reward ``(S, A)`` and transition kernel of one round (stackable over rounds)."""
+    """One round of a game (stackable over rounds by ``lax.scan``).
+
+    ``reward (S, A)``; ``kernel`` the transition operator; ``aggregate`` the population-level
+    state after the round (e.g. an auction's remaining supply; ``()`` for games without one);
+    ``info`` any per-round quantities a game wants to expose (allocation, payments, ...).
+    """
 
     reward: jnp.ndarray
     kernel: Kernel
+    aggregate: Any = ()
+    info: Any = ()
 
 
 def is_concrete(*xs) -> bool:
@@ -83,8 +93,13 @@ class MeanFieldGame(abc.ABC):
         return int(self.mu0.shape[-1])
 
     @abc.abstractmethod
-    def dynamics(self, h, L, theta) -> Dynamics:
-        """Reward and kernel of round ``h`` given the state-action distribution ``L (S, A)``."""
+    def dynamics(self, h, L, theta, aggregate=()) -> Dynamics:
+        """Reward and kernel of round ``h`` given the state-action distribution ``L (S, A)``
+        and the population-level ``aggregate`` carried from the previous round."""
+
+    def initial_aggregate(self, theta):
+        """Population-level state before round 0 (``()`` for games without one)."""
+        return ()
 
     def validate(self, theta=None) -> None:
         """Probe every round at ``L = mu0 x uniform`` and raise ``ValueError`` on a bad kernel
@@ -93,7 +108,8 @@ class MeanFieldGame(abc.ABC):
             return
         S, A = self.num_states, self.num_actions
         L = self.mu0[:, None] * jnp.full((S, A), 1.0 / A, dtype=self.mu0.dtype)
-        dyn = jax.jit(jax.vmap(lambda h: self.dynamics(h, L, theta)))(jnp.arange(self.horizon))
+        agg = self.initial_aggregate(theta)
+        dyn = jax.jit(jax.vmap(lambda h: self.dynamics(h, L, theta, agg)))(jnp.arange(self.horizon))
         reward = np.asarray(dyn.reward)
         if reward.shape != (self.horizon, S, A):
             raise ValueError(f"reward must have shape (S, A) = {(S, A)}, got {reward.shape[1:]}")
@@ -172,7 +188,7 @@ class PMFG(MeanFieldGame):
                 raise ValueError("reward must be finite")
         return cls(mu0, P, R, int(horizon), int(num_actions), tfn, rfn)
 
-    def dynamics(self, h, L, theta) -> Dynamics:
+    def dynamics(self, h, L, theta, aggregate=()) -> Dynamics:
         if self.transition_fn is not None:
             P = self.transition_fn(h, L, theta)
         else:
