@@ -1,7 +1,8 @@
 """The ``mfid`` command line.
 
 Every module in this package that defines ``register(subparsers)`` adds a top-level command;
-every module that defines ``register_bench(subparsers)`` adds a ``mfid bench <name>`` target.
+a module that defines ``register_<group>(subparsers)`` adds a target to one of the command
+groups ``mfid bench <target>`` and ``mfid design <target>``.
 Commands run in float64 unless ``--x32`` is given.
 """
 
@@ -27,13 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--x32", action="store_true", help="compute in float32 (default float64)")
     sub = parser.add_subparsers(dest="command", required=True)
-    bench = sub.add_parser("bench", help="benchmarks that write JSON (and figures) under results/")
-    bench_sub = bench.add_subparsers(dest="target", required=True)
+    groups = {
+        "bench": sub.add_parser("bench", help="benchmarks that write JSON and figures under results/"),
+        "design": sub.add_parser("design", help="optimise an incentive or mechanism and report it"),
+    }
+    group_subs = {name: p.add_subparsers(dest="target", required=True) for name, p in groups.items()}
     for mod in _modules():
         if hasattr(mod, "register"):
             mod.register(sub)
-        if hasattr(mod, "register_bench"):
-            mod.register_bench(bench_sub)
+        for name, gsub in group_subs.items():
+            if hasattr(mod, f"register_{name}"):
+                getattr(mod, f"register_{name}")(gsub)
     return parser
 
 
