@@ -1,0 +1,155 @@
+"""Flow, regularised values and exploitability against brute-force trajectory enumeration."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from mfid import PMFG, best_response, exploitability, policy_value, population_flow, q_values
+
+S, A, H = 3, 2, 3
+
+
+def _game(seed=0):
+    """A small game whose kernel and reward both depend on the state-action distribution."""
+    rng = np.random.default_rng(seed)
+    base = rng.dirichlet(np.ones(S), size=(H, S, A))
+    push = rng.dirichlet(np.ones(S), size=(S, A))
+    R0 = rng.normal(size=(H, S, A))
+    C = rng.normal(size=(S, A, S, A))
+
+    def transition(h, L, theta):
+        w = 0.5 * L.sum()  # L-dependent mixing weight in [0, 0.5]
+        w = w * jnp.tanh(L[0, 0] * 4.0) + 0.1
+        return (1 - w) * jnp.asarray(base)[h] + w * jnp.asarray(push)
+
+    def reward(h, L, theta):
+        return jnp.asarray(R0)[h] + jnp.einsum("sakb,kb->sa", C, L) + theta * L.sum(1)[:, None]
+
+    mu0 = rng.dirichlet(np.ones(S))
+    return PMFG.create(mu0, H, transition, reward, num_actions=A), 0.7
+
+
+def _random_policy(seed):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.dirichlet(np.ones(A), size=(H, S)))
+
+
+def _brute_force(game, theta, pi, tau):
+    """Enumerate every trajectory (s0, a0, ..., s_{H-1}, a_{H-1}) in numpy."""
+    pi = np.asarray(pi)
+    mu0 = np.asarray(game.mu0)
+    # 1) the flow, round by round from the trajectory distribution
+    L = np.zeros((H, S, A))
+    P, R = [], []
+    for h in range(H):
+        L_h = np.zeros((S, A))
+        for path in itertools.product(*[range(S), range(A)] * h, range(S), range(A)):
+            p = mu0[path[0]]
+            for k in range(h):
+                s, a, s2 = path[2 * k], path[2 * k + 1], path[2 * k + 2]
+                p *= pi[k, s, a] * P[k][s, a, s2]
+            p *= pi[h, path[-2], path[-1]]
+            L_h[path[-2], path[-1]] += p
+        L[h] = L_h
+        dyn = game.dynamics(h, jnp.asarray(L_h), theta)
+        P.append(np.asarray(dyn.kernel.P))
+        R.append(np.asarray(dyn.reward))
+
+    # 2) the regularised return of any policy against this fixed flow
+    def value(pol):
+        total = 0.0
+        for path in itertools.product(*[range(S), range(A)] * H):
+            p = mu0[path[0]]
+            ret = 0.0
+            for k in range(H):
+                s, a = path[2 * k], path[2 * k + 1]
+                p *= pol[k, s, a]
+                ret += R[k][s, a] - (tau * np.log(pol[k, s, a]) if tau else 0.0)
+                if k < H - 1:
+                    p *= P[k][s, a, path[2 * k + 2]]
+            total += p * ret
+        return total
+
+    def q(pol, h, s, a):
+        """Return of playing ``a`` in ``s`` at round ``h`` and ``pol`` afterwards."""
+        total = 0.0
+        for path in itertools.product(*[range(S), range(A)] * (H - 1 - h)):
+            p, ret, prev = 1.0, R[h][s, a], (s, a)
+            for k in range(h + 1, H):
+                s2, a2 = path[2 * (k - h - 1)], path[2 * (k - h - 1) + 1]
+                p *= P[k - 1][prev[0], prev[1], s2] * pol[k, s2, a2]
+                ret += R[k][s2, a2] - tau * np.log(pol[k, s2, a2])
+                prev = (s2, a2)
+            total += p * ret
+        return total
+
+    value.q = q
+    return L, value
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.3])
+def test_flow_values_and_exploitability_match_enumeration(tau):
+    game, theta = _game()
+    pi = _random_policy(1)
+    L_bf, value = _brute_force(game, theta, pi, tau)
+    L = population_flow(game, pi, theta)
+    np.testing.assert_allclose(L, L_bf, rtol=1e-12, atol=1e-14)
+    v_pi = value(np.asarray(pi))
+    np.testing.assert_allclose(policy_value(game, pi, theta, tau), v_pi, rtol=1e-11)
+
+    if tau == 0.0:
+        # best response: maximum over every deterministic Markov policy (A^(S H) of them)
+        best = -np.inf
+        for choice in itertools.product(range(A), repeat=S * H):
+            pol = np.eye(A)[np.array(choice).reshape(H, S)]
+            best = max(best, value(pol))
+    else:
+        # regularised best response: maximise over softmax policies numerically
+        def neg(logits):
+            z = logits.reshape(H, S, A)
+            pol = np.exp(z - z.max(-1, keepdims=True))
+            return -value(pol / pol.sum(-1, keepdims=True))
+
+        opt = minimize(neg, np.zeros(H * S * A), method="BFGS", options={"gtol": 1e-10})
+        best = -opt.fun
+    np.testing.assert_allclose(exploitability(game, pi, theta, tau), best - v_pi, atol=1e-8)
+    br = best_response(game, pi, theta, tau)
+    # the best response attains the maximum against the same (fixed) flow
+    np.testing.assert_allclose(value(np.asarray(br)), best, atol=1e-8)
+
+
+def test_q_values_match_enumeration():
+    game, theta = _game(3)
+    pi = _random_policy(4)
+    tau = 0.2
+    _, value = _brute_force(game, theta, pi, tau)
+    q = q_values(game, pi, theta, tau)
+    for h in range(H):
+        for s_ in range(S):
+            for a in range(A):
+                np.testing.assert_allclose(q[h, s_, a], value.q(np.asarray(pi), h, s_, a), rtol=1e-11)
+
+
+def test_mass_and_nonnegative_exploitability_for_random_policies():
+    game, theta = _game(5)
+    for seed in range(5):
+        pi = _random_policy(10 + seed)
+        L = population_flow(game, pi, theta)
+        np.testing.assert_allclose(L.sum((1, 2)), 1.0, atol=1e-14)
+        assert float(L.min()) >= 0
+        for tau in (0.0, 0.1, 1.0):
+            assert float(exploitability(game, pi, theta, tau)) >= -1e-12
+
+
+def test_flow_is_jittable_and_differentiable():
+    game, theta = _game(6)
+    pi = _random_policy(7)
+    f = jax.jit(lambda t: policy_value(game, pi, t, 0.1))
+    g = jax.grad(lambda t: policy_value(game, pi, t, 0.1))(theta)
+    eps = 1e-6
+    fd = (f(theta + eps) - f(theta - eps)) / (2 * eps)
+    np.testing.assert_allclose(g, fd, rtol=1e-7)

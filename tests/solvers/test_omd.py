@@ -1,0 +1,199 @@
+"""OMD against an independently solved equilibrium, fixed-point identity, status and errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import root
+
+from mfid import PMFG, BeachBar, exploitability, q_values
+from solvers import omd_update, solve_omd
+from solvers.omd import _solve_fixed
+
+C = np.array([[1.0, 0.6, 0.2], [0.1, 0.9, 0.5]])  # base payoff c[s, a]
+KAPPA, TAU = 2.0, 0.25
+MU0 = np.array([0.4, 0.6])
+
+
+def _congestion_game():
+    """One round, two types, three routes; a route's payoff falls with its total load."""
+
+    def reward(h, L, theta):
+        return jnp.asarray(C) - KAPPA * L.sum(0)[None, :]
+
+    P = np.full((2, 3, 2), 0.5)
+    return PMFG.create(MU0, 1, P, reward)
+
+
+def _logit_equilibrium():
+    """Solve pi(.|s) = softmax((c_s - kappa m) / tau), m(a) = sum_s mu0(s) pi(a|s) with scipy."""
+
+    def policy(m):
+        z = (C - KAPPA * m[None, :]) / TAU
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    def residual(m):
+        return MU0 @ policy(m) - m
+
+    sol = root(residual, np.full(3, 1 / 3), tol=1e-14)
+    assert np.abs(residual(sol.x)).max() < 1e-14
+    return policy(sol.x)
+
+
+def test_omd_matches_scipy_logit_equilibrium():
+    game = _congestion_game()
+    res = solve_omd(game, None, tau=TAU, eta=0.5, iters=2000)
+    np.testing.assert_allclose(res.policy[0], _logit_equilibrium(), atol=1e-8)
+    assert abs(float(res.exploitability)) <= 1e-10
+    assert res.status_name == "max_iterations"
+
+
+def test_tolerance_variant_stops_early_and_reports_converged():
+    game = _congestion_game()
+    res = solve_omd(game, None, tau=TAU, eta=0.5, iters=5000, tol=1e-12, check_every=7)
+    assert res.converged
+    assert int(res.iterations) < 5000
+    assert float(res.trace[-1]) <= 1e-12 < float(res.trace[0])
+    # exploitability is quadratic in the policy error: 1e-12 leaves ~1e-6 in the policy
+    np.testing.assert_allclose(res.policy[0], _logit_equilibrium(), atol=2e-6)
+
+
+def test_beach_bar_converges_and_fixed_point_identity():
+    game = BeachBar.create(20, 10)
+    res = solve_omd(game, None, tau=0.1, eta=0.3, iters=1500, trace_every=100)
+    assert float(res.exploitability) <= 1e-6
+    assert res.trace.shape == (15,) and float(res.trace[-1]) <= float(res.trace[0])
+    # fixed point: zeta = q^tau(Lambda(pi), pi) / tau, and one more step changes nothing
+    q = q_values(game, res.policy, None, 0.1)
+    np.testing.assert_allclose(res.logits, q / 0.1, rtol=1e-9, atol=1e-9)
+    z1 = omd_update(game, None, res.logits, 0.1, 0.3)
+    np.testing.assert_allclose(z1, res.logits, rtol=1e-10, atol=1e-9)
+
+
+def test_small_tau_equilibrium_concentrates():
+    """As tau falls the equilibrium becomes greedier: its entropy falls and the exploitability
+    of that policy at tau = 0 (unregularised) shrinks with tau."""
+    game = BeachBar.create(20, 10)
+    ent, unreg = [], []
+    for tau, eta in [(1.0, 0.3), (0.3, 0.3), (0.1, 0.3)]:
+        res = solve_omd(game, None, tau=tau, eta=eta, iters=3000, tol=1e-10)
+        assert res.converged
+        p = res.policy
+        ent.append(float(-(res.flow * jnp.log(p)).sum()))
+        unreg.append(float(exploitability(game, p, None, 0.0)))
+    assert ent[0] > ent[1] > ent[2]
+    assert unreg[0] > unreg[1] > unreg[2] > 0
+
+
+def test_divergence_is_reported_not_silent():
+    game = _congestion_game()
+    res = solve_omd(game, None, tau=TAU, eta=1e305, iters=20)
+    assert res.status_name == "nonfinite"
+
+
+def test_second_call_with_new_values_does_not_recompile():
+    game = BeachBar.create(12, 5)
+    solve_omd(game, jnp.zeros(12), tau=0.1, eta=0.3, iters=10)
+    before = _solve_fixed._cache_size()
+    game2 = game.replace(mu0=jnp.linspace(1, 2, 12) / jnp.linspace(1, 2, 12).sum())
+    solve_omd(game2, jnp.ones(12), tau=0.2, eta=0.1, iters=10)
+    assert _solve_fixed._cache_size() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(tau=-0.1), "tau"),
+        (dict(eta=0.0), "eta"),
+        (dict(eta=-1.0), "eta"),
+        (dict(iters=0), "iters"),
+        (dict(iters=2.5), "iters"),
+        (dict(trace_every=-1), "trace_every"),
+        (dict(tol=-1.0), "tol"),
+        (dict(zeta0=jnp.zeros((1, 2, 2))), "zeta0"),
+    ],
+)
+def test_bad_solver_arguments(kwargs, name):
+    args = dict(tau=0.1, eta=0.3, iters=10)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        solve_omd(_congestion_game(), None, **args)
+
+
+def test_nan_theta_is_rejected():
+    with pytest.raises(ValueError, match="theta"):
+        solve_omd(BeachBar.create(5, 3), jnp.array([0.0, jnp.nan, 0, 0, 0]), iters=5)
+
+
+def _ok_P():
+    return np.full((2, 2, 2), 0.5)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: PMFG.create([0.5, 0.6], 2, _ok_P(), np.zeros((2, 2))), "mu0"),
+        (lambda: PMFG.create([1.5, -0.5], 2, _ok_P(), np.zeros((2, 2))), "mu0"),
+        (lambda: PMFG.create([[0.5, 0.5]], 2, _ok_P(), np.zeros((2, 2))), "mu0"),
+        (lambda: PMFG.create([0.5, 0.5], 2, np.full((2, 2, 2), 0.4), np.zeros((2, 2))), "transition"),
+        (
+            lambda: PMFG.create([0.5, 0.5], 2, np.array([[[1.5, -0.5]] * 2] * 2), np.zeros((2, 2))),
+            "transition",
+        ),
+        (lambda: PMFG.create([0.5, 0.5], 2, np.full((2, 2, 3), 1 / 3), np.zeros((2, 2))), "transition"),
+        (lambda: PMFG.create([0.5, 0.5], 2, _ok_P(), np.array([[0, np.inf], [0, 0]])), "reward"),
+        (lambda: PMFG.create([0.5, 0.5], 2, _ok_P(), np.zeros((2, 3))), "reward"),
+        (lambda: PMFG.create([0.5, 0.5], 0, _ok_P(), np.zeros((2, 2))), "horizon"),
+        (lambda: BeachBar.create(1, 3), "num_states"),
+        (lambda: BeachBar.create(10, 3, p_still=1.5), "p_still"),
+        (lambda: BeachBar.create(10, 3, bar=10), "bar"),
+        (lambda: BeachBar.create(10, 3, crowd=-1.0), "crowd"),
+        (lambda: BeachBar.create(4, 3, mu0=[0.5, 0.5]), "mu0"),
+    ],
+)
+def test_bad_game_construction(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_callable_games_are_validated_when_solved():
+    bad_rows = lambda h, L, theta: jnp.full((2, 2, 2), 0.3)  # noqa: E731
+    game = PMFG.create([0.5, 0.5], 2, bad_rows, np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="transition"):
+        solve_omd(game, None, iters=3)
+    nan_reward = lambda h, L, theta: jnp.log(L - 1.0)  # noqa: E731
+    game = PMFG.create([0.5, 0.5], 2, _ok_P(), nan_reward)
+    with pytest.raises(ValueError, match="reward"):
+        solve_omd(game, None, iters=3)
+
+
+@pytest.mark.parametrize("torus", [False, True])
+def test_beach_bar_structured_kernel_matches_dense(torus):
+    game = BeachBar.create(9, 4, p_still=0.3, torus=torus, bar=2)
+    P = np.asarray(game.dense_kernel())
+    np.testing.assert_allclose(P.sum(-1), 1.0, atol=1e-14)
+    assert P.min() >= 0
+    rng = np.random.default_rng(0)
+    L = jnp.asarray(rng.dirichlet(np.ones(27)).reshape(9, 3))
+    V = jnp.asarray(rng.normal(size=9))
+    kern = game.dynamics(0, L, None).kernel
+    np.testing.assert_allclose(kern.push(L), np.einsum("sa,sat->t", L, P), atol=1e-14)
+    np.testing.assert_allclose(kern.pull(V), P @ np.asarray(V), atol=1e-14)
+    # hand-checked entries: from spot 0 moving left stays at the edge (line) or wraps (torus)
+    if torus:
+        assert P[0, 0, 8] == pytest.approx(0.3) and P[0, 0, 7] == pytest.approx(0.35)
+    else:
+        assert P[0, 0, 0] == pytest.approx(0.3 + 0.35) and P[0, 0, 1] == pytest.approx(0.35)
+    assert P[4, 2, 5] == pytest.approx(0.3) and P[4, 2, 6] == pytest.approx(0.35)
+
+
+def test_beach_bar_reward_terms():
+    game = BeachBar.create(10, 2, bar=5, crowd=2.0, p_max=3.0)
+    L = jnp.full((10, 3), 1 / 30)
+    theta = jnp.arange(10.0) - 5
+    R = np.asarray(game.dynamics(0, L, theta).reward)
+    s, a = 2, 2  # move right from spot 2
+    expected = -abs(s - 5) / 10 - 1 / 10 - 2.0 * np.log(0.1) - 3.0 / (1 + np.exp(-(s - 5.0)))
+    assert R[s, a] == pytest.approx(expected, rel=1e-12)
+    assert jax.jit(lambda t: game.dynamics(0, L, t).reward)(theta)[s, a] == pytest.approx(expected)
