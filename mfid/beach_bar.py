@@ -71,7 +71,9 @@ class ShiftKernel(Kernel):
 
     def _noise_push(self, m):
         slip = 0.5 * (1.0 - self.p_still)
-        return self.p_still * m + slip * (_push_shift(m, -1, self.torus) + _push_shift(m, 1, self.torus))
+        return self.p_still * m + slip * (
+            _push_shift(m, -1, self.torus) + _push_shift(m, 1, self.torus)
+        )
 
     def push(self, L):
         m = sum(_push_shift(L[:, i], d, self.torus) for i, d in enumerate(MOVES))
@@ -79,7 +81,9 @@ class ShiftKernel(Kernel):
 
     def pull(self, V):
         slip = 0.5 * (1.0 - self.p_still)
-        Vn = self.p_still * V + slip * (_pull_shift(V, -1, self.torus) + _pull_shift(V, 1, self.torus))
+        Vn = self.p_still * V + slip * (
+            _pull_shift(V, -1, self.torus) + _pull_shift(V, 1, self.torus)
+        )
         return jnp.stack([_pull_shift(Vn, d, self.torus) for d in MOVES], axis=-1)
 
     def dense(self):
@@ -127,7 +131,11 @@ class BeachBar(MeanFieldGame):
         if not (np.isfinite(p_max) and p_max >= 0):
             raise ValueError(f"p_max must be a finite number >= 0, got {p_max!r}")
         dtype = jnp.result_type(float)
-        mu0 = jnp.full(num_states, 1.0 / num_states, dtype) if mu0 is None else jnp.asarray(mu0, dtype)
+        mu0 = (
+            jnp.full(num_states, 1.0 / num_states, dtype)
+            if mu0 is None
+            else jnp.asarray(mu0, dtype)
+        )
         check_distribution(mu0, "mu0")
         if mu0.shape != (num_states,):
             raise ValueError(f"mu0 must have shape ({num_states},), got {mu0.shape}")
@@ -151,8 +159,12 @@ class BeachBar(MeanFieldGame):
     def dynamics(self, h, L, theta, aggregate=()) -> Dynamics:
         mu = L.sum(-1)
         crowd = self.crowd.astype(L.dtype) * jnp.log(jnp.maximum(mu, 1e-30))
-        reward = self.base_reward(L.dtype) - crowd[:, None] - self.price(theta).astype(L.dtype)[:, None]
-        return Dynamics(reward, ShiftKernel(self.p_still.astype(L.dtype), self.num_states, self.torus))
+        reward = (
+            self.base_reward(L.dtype) - crowd[:, None] - self.price(theta).astype(L.dtype)[:, None]
+        )
+        return Dynamics(
+            reward, ShiftKernel(self.p_still.astype(L.dtype), self.num_states, self.torus)
+        )
 
     def dense_kernel(self):
         """The explicit kernel ``P[s, a, s']`` (tests and sampling)."""
@@ -163,4 +175,3 @@ def congestion(flow, beta: float = 50.0):
     """Smooth maximum of the crowd: ``sum_h logsumexp(beta mu_h) / beta`` with ``mu_h = L_h.sum(-1)``."""
     mu = flow.sum(-1)
     return jnp.sum(jax.nn.logsumexp(beta * mu, axis=-1)) / beta
-

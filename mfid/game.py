@@ -118,7 +118,9 @@ class MeanFieldGame(abc.ABC):
         if isinstance(dyn.kernel, DenseKernel):
             P = np.asarray(dyn.kernel.P)
             if P.shape[1:] != (S, A, S):
-                raise ValueError(f"transition must have shape (S, A, S) = {(S, A, S)}, got {P.shape[1:]}")
+                raise ValueError(
+                    f"transition must have shape (S, A, S) = {(S, A, S)}, got {P.shape[1:]}"
+                )
             check_kernel(P, "transition")
         else:
             rows = np.asarray(jax.vmap(lambda k: k.pull(jnp.ones(S, L.dtype)))(dyn.kernel))
@@ -135,7 +137,9 @@ def _as_fn(x, name: str, ndim: int):
         return None, x
     arr = jnp.asarray(x)
     if arr.ndim not in (ndim, ndim + 1):
-        raise ValueError(f"{name} must have {ndim} axes (or {ndim + 1} with a leading horizon axis)")
+        raise ValueError(
+            f"{name} must have {ndim} axes (or {ndim + 1} with a leading horizon axis)"
+        )
     return arr, None
 
 

@@ -65,4 +65,6 @@ def check_kernel(P, name: str = "transition", atol: float = 1e-6) -> None:
     rows = P.sum(-1)
     if not np.allclose(rows, 1.0, atol=atol):
         worst = float(np.abs(rows - 1).max())
-        raise ValueError(f"{name}: every kernel row P(.|s,a) must sum to 1 (worst error {worst:.3g})")
+        raise ValueError(
+            f"{name}: every kernel row P(.|s,a) must sum to 1 (worst error {worst:.3g})"
+        )

@@ -84,7 +84,9 @@ def _final(game, theta, zeta, tau):
 def _steps(game, theta, zeta, tau, eta, n: int):
     if n == 0:
         return zeta
-    return lax.scan(lambda z, _: (omd_update(game, theta, z, tau, eta), None), zeta, None, length=n)[0]
+    return lax.scan(
+        lambda z, _: (omd_update(game, theta, z, tau, eta), None), zeta, None, length=n
+    )[0]
 
 
 @partial(jax.jit, static_argnames=("iters", "trace_every"))
@@ -186,6 +188,8 @@ def solve_omd(
     eta_ = jnp.asarray(eta, dtype)
     if tol is None:
         return _solve_fixed(game, theta, zeta0, tau_, eta_, int(iters), int(trace_every))
-    res, k = _solve_tol(game, theta, zeta0, tau_, eta_, jnp.asarray(tol, dtype), int(iters), int(check_every))
+    res, k = _solve_tol(
+        game, theta, zeta0, tau_, eta_, jnp.asarray(tol, dtype), int(iters), int(check_every)
+    )
     k = int(k)
     return res.replace(trace=res.trace[:k], trace_iters=res.trace_iters[:k])

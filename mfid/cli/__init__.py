@@ -29,10 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--x32", action="store_true", help="compute in float32 (default float64)")
     sub = parser.add_subparsers(dest="command", required=True)
     groups = {
-        "bench": sub.add_parser("bench", help="benchmarks that write JSON and figures under results/"),
+        "bench": sub.add_parser(
+            "bench", help="benchmarks that write JSON and figures under results/"
+        ),
         "design": sub.add_parser("design", help="optimise an incentive or mechanism and report it"),
     }
-    group_subs = {name: p.add_subparsers(dest="target", required=True) for name, p in groups.items()}
+    group_subs = {
+        name: p.add_subparsers(dest="target", required=True) for name, p in groups.items()
+    }
     for mod in _modules():
         if hasattr(mod, "register"):
             mod.register(sub)

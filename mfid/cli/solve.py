@@ -30,9 +30,7 @@ def run_solve(args) -> int:
     from mfid.beach_bar import BeachBar
     from solvers.omd import solve_omd
 
-    game = BeachBar.create(
-        args.states, args.horizon, p_still=args.p_still, crowd=args.crowd
-    )
+    game = BeachBar.create(args.states, args.horizon, p_still=args.p_still, crowd=args.crowd)
     kw = dict(tau=args.tau, eta=args.eta, iters=args.iters, tol=args.tol)
     solve_omd(game, None, **kw).exploitability.block_until_ready()  # compile
     t0 = time.perf_counter()
@@ -62,8 +60,12 @@ def run_solve(args) -> int:
     print(f"{args.game}: K={args.states} H={args.horizon} tau={args.tau} eta={args.eta}")
     print(f"  status          {res.status_name} after {int(res.iterations)} OMD iterations")
     print(f"  exploitability  {expl:.3e}")
-    print(f"  time            {seconds:.3f} s ({1e3 * seconds / max(int(res.iterations), 1):.3f} ms/iter)")
-    print(f"  crowd at bar    {float(mu[-1, game.bar]):.4f} in the last round (uniform {1 / args.states:.4f})")
+    print(
+        f"  time            {seconds:.3f} s ({1e3 * seconds / max(int(res.iterations), 1):.3f} ms/iter)"
+    )
+    print(
+        f"  crowd at bar    {float(mu[-1, game.bar]):.4f} in the last round (uniform {1 / args.states:.4f})"
+    )
     if res.status_name == "max_iterations" and args.tol is not None:
         print("  note            not converged: try a smaller --eta or more --iters")
     if args.json is not None:

@@ -131,7 +131,9 @@ def test_q_values_match_enumeration():
     for h in range(H):
         for s_ in range(S):
             for a in range(A):
-                np.testing.assert_allclose(q[h, s_, a], value.q(np.asarray(pi), h, s_, a), rtol=1e-11)
+                np.testing.assert_allclose(
+                    q[h, s_, a], value.q(np.asarray(pi), h, s_, a), rtol=1e-11
+                )
 
 
 def test_mass_and_nonnegative_exploitability_for_random_policies():

@@ -136,12 +136,18 @@ def _ok_P():
         (lambda: PMFG.create([0.5, 0.6], 2, _ok_P(), np.zeros((2, 2))), "mu0"),
         (lambda: PMFG.create([1.5, -0.5], 2, _ok_P(), np.zeros((2, 2))), "mu0"),
         (lambda: PMFG.create([[0.5, 0.5]], 2, _ok_P(), np.zeros((2, 2))), "mu0"),
-        (lambda: PMFG.create([0.5, 0.5], 2, np.full((2, 2, 2), 0.4), np.zeros((2, 2))), "transition"),
+        (
+            lambda: PMFG.create([0.5, 0.5], 2, np.full((2, 2, 2), 0.4), np.zeros((2, 2))),
+            "transition",
+        ),
         (
             lambda: PMFG.create([0.5, 0.5], 2, np.array([[[1.5, -0.5]] * 2] * 2), np.zeros((2, 2))),
             "transition",
         ),
-        (lambda: PMFG.create([0.5, 0.5], 2, np.full((2, 2, 3), 1 / 3), np.zeros((2, 2))), "transition"),
+        (
+            lambda: PMFG.create([0.5, 0.5], 2, np.full((2, 2, 3), 1 / 3), np.zeros((2, 2))),
+            "transition",
+        ),
         (lambda: PMFG.create([0.5, 0.5], 2, _ok_P(), np.array([[0, np.inf], [0, 0]])), "reward"),
         (lambda: PMFG.create([0.5, 0.5], 2, _ok_P(), np.zeros((2, 3))), "reward"),
         (lambda: PMFG.create([0.5, 0.5], 0, _ok_P(), np.zeros((2, 2))), "horizon"),
