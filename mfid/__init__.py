@@ -7,7 +7,7 @@ the sibling package ``solvers`` and the batched-auction game in ``auctions``.
 
 from mfid.beach_bar import BeachBar, ShiftKernel, congestion
 from mfid.flow import population_flow, rollout
-from mfid.game import Dynamics, MeanFieldGame, PMFG, check_theta, is_concrete
+from mfid.game import PMFG, Dynamics, MeanFieldGame, check_theta, is_concrete
 from mfid.kernel import DenseKernel, Kernel, check_kernel
 from mfid.values import (
     best_response,

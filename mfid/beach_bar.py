@@ -116,7 +116,7 @@ class BeachBar(MeanFieldGame):
         p_max: float = 1.0,
         torus: bool = False,
         mu0=None,
-    ) -> "BeachBar":
+    ) -> BeachBar:
         if not isinstance(num_states, (int, np.integer)) or num_states < 2:
             raise ValueError(f"num_states must be an integer >= 2, got {num_states!r}")
         if not isinstance(horizon, (int, np.integer)) or horizon <= 0:

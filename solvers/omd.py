@@ -66,7 +66,10 @@ class OMDResult:
 
 
 def omd_update(game: MeanFieldGame, theta, zeta, tau, eta):
-    """One OMD step ``zeta -> (1 - eta tau) zeta + eta q^tau(Lambda(pi), pi)``, ``pi = softmax zeta``."""
+    """One OMD step ``zeta <- (1 - eta tau) zeta + eta q^tau(Lambda(pi), pi)``, ``pi = softmax(zeta)``.
+
+    Shapes: ``zeta (H, S, A)``; returns the new logits of the same shape.
+    """
     logpi = jax.nn.log_softmax(zeta, axis=-1)
     pi = jnp.exp(logpi)
     _, dyn = rollout(game, pi, theta)
