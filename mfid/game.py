@@ -108,9 +108,7 @@ class MeanFieldGame(abc.ABC):
         if not is_concrete(self, theta):
             return
         S, A = self.num_states, self.num_actions
-        L = self.mu0[:, None] * jnp.full((S, A), 1.0 / A, dtype=self.mu0.dtype)
-        agg = self.initial_aggregate(theta)
-        dyn = jax.jit(jax.vmap(lambda h: self.dynamics(h, L, theta, agg)))(jnp.arange(self.horizon))
+        dyn, rows, mass = _probe(self, theta)
         reward = np.asarray(dyn.reward)
         if reward.shape != (self.horizon, S, A):
             raise ValueError(f"reward must have shape (S, A) = {(S, A)}, got {reward.shape[1:]}")
@@ -124,12 +122,24 @@ class MeanFieldGame(abc.ABC):
                 )
             check_kernel(P, "transition")
         else:
-            rows = np.asarray(jax.vmap(lambda k: k.pull(jnp.ones(S, L.dtype)))(dyn.kernel))
-            if not np.allclose(rows, 1.0, atol=1e-6):
+            if not np.allclose(np.asarray(rows), 1.0, atol=1e-6):
                 raise ValueError("transition: every kernel row P(.|s,a) must sum to 1")
-            mass = np.asarray(jax.vmap(lambda k: k.push(L))(dyn.kernel))
-            if np.any(mass < -1e-9):
+            if np.any(np.asarray(mass) < -1e-9):
                 raise ValueError("transition probabilities must be >= 0")
+
+
+@jax.jit
+def _probe(game: MeanFieldGame, theta):
+    """Every round's dynamics at ``L = mu0 x uniform``, kernel row sums and pushed mass."""
+    S, A = game.num_states, game.num_actions
+    L = game.mu0[:, None] * jnp.full((S, A), 1.0 / A, dtype=game.mu0.dtype)
+    agg = game.initial_aggregate(theta)
+    dyn = jax.vmap(lambda h: game.dynamics(h, L, theta, agg))(jnp.arange(game.horizon))
+    if isinstance(dyn.kernel, DenseKernel):
+        return dyn, None, None
+    rows = jax.vmap(lambda k: k.pull(jnp.ones(S, L.dtype)))(dyn.kernel)
+    mass = jax.vmap(lambda k: k.push(L))(dyn.kernel)
+    return dyn, rows, mass
 
 
 def _as_fn(x, name: str, ndim: int):
