@@ -57,6 +57,7 @@ __all__ = [
     "FiniteSample",
     "simulate",
     "deviation_gain",
+    "conditional_deviation_gain",
     "check_policy",
     "check_count",
     "inverse_cdf",
@@ -245,3 +246,133 @@ def deviation_gain(
     conform = simulate(game, policy, theta, n, reps, key, batch_elems=batch_elems)
     dev = simulate(game, policy, theta, n, reps, key, deviator=deviator, batch_elems=batch_elems)
     return dev.agent0_regularised(tau) - conform.agent0_regularised(tau), conform
+
+
+def _check_population_independent_kernel(game, theta, dtype):
+    """``ValueError`` unless the game's kernel ignores ``L`` and it carries no aggregate."""
+    if game.initial_aggregate(theta) != ():
+        raise ValueError("game: the conditional estimator needs a game without an aggregate")
+    S, A = game.num_states, game.num_actions
+    L1 = game.mu0.astype(dtype)[:, None] * jnp.full((S, A), 1.0 / A, dtype)
+    rng = np.random.default_rng(0)
+    L2 = jnp.asarray(rng.dirichlet(np.ones(S * A)).reshape(S, A), dtype)
+    dense = jax.jit(
+        jax.vmap(lambda h, L: game.dynamics(h, L, theta).kernel.dense(), in_axes=(0, None))
+    )
+    hs = jnp.arange(game.horizon)
+    if not np.allclose(dense(hs, L1), dense(hs, L2), atol=1e-12):
+        raise ValueError(
+            "game: the conditional estimator needs a kernel that does not depend on L "
+            "(use deviation_gain instead)"
+        )
+
+
+def _others_counts(game, policy, theta, key, m: int):
+    """Counts ``C_h (S, A)`` of ``m`` agents playing ``policy`` (kernel independent of ``L``)."""
+    H, S, A = policy.shape
+    dtype = policy.dtype
+    k0, kr = jax.random.split(key)
+    s = inverse_cdf(
+        game.mu0.astype(dtype)[None, :],
+        jnp.zeros(m, jnp.int32),
+        jax.random.uniform(k0, (m,), dtype),
+    )
+
+    def step(s, xs):
+        h, kh = xs
+        u = jax.random.uniform(kh, (2, m), dtype)
+        a = inverse_cdf(policy[h], s, u[0])
+        idx = s * A + a
+        C = jnp.bincount(idx, length=S * A).astype(dtype).reshape(S, A)
+        dyn = game.dynamics(h, C / max(m, 1), theta)
+        P = dyn.kernel.dense().astype(dtype).reshape(S * A, S)
+        return inverse_cdf(P, idx, u[1]), C
+
+    return lax.scan(step, s, (jnp.arange(H), jax.random.split(kr, H)))[1]
+
+
+def _agent0_values(game, theta, counts, policies, logps, tau, n: int):
+    """Exact expected regularised return of agent 0 for each policy in ``policies (P, H, S, A)``
+    given the others' counts ``(H, S, A)``: backward induction with rewards at
+    ``L = (C_h + e_{s,a}) / n``."""
+    H, S, A = counts.shape
+    dtype = counts.dtype
+    eye = jnp.eye(S * A, dtype=dtype).reshape(S * A, S, A)
+
+    def round_tables(h, C):
+        def reward_at(e, sa):
+            return game.dynamics(h, (C + e) / n, theta).reward.reshape(-1)[sa]
+
+        R = jax.vmap(reward_at)(eye, jnp.arange(S * A)).reshape(S, A)
+        P = game.dynamics(h, (C + eye[0]) / n, theta).kernel.dense()
+        return R.astype(dtype), P.astype(dtype)
+
+    R, P = jax.vmap(round_tables)(jnp.arange(H), counts)
+
+    def values(pi, logpi):
+        def step(V, xs):
+            R_h, P_h, pi_h, lp_h = xs
+            q = R_h + P_h @ V
+            return jnp.sum(pi_h * (q - tau * jnp.where(pi_h > 0, lp_h, 0.0)), -1), None
+
+        V0, _ = lax.scan(step, jnp.zeros(S, dtype), (R, P, pi, logpi), reverse=True)
+        return game.mu0.astype(dtype) @ V0
+
+    return jax.vmap(values)(policies, logps)
+
+
+@partial(jax.jit, static_argnames=("n", "reps", "batch"))
+def _conditional(game, policy, policy0, theta, key, tau, n: int, reps: int, batch: int):
+    pols = jnp.stack([policy0, policy])
+    logps = jnp.log(jnp.where(pols > 0, pols, 1.0))
+
+    def one(k):
+        counts = _others_counts(game, policy, theta, k, n - 1)
+        v = _agent0_values(game, theta, counts, pols, logps, tau, n)
+        return v[0] - v[1], v[1]
+
+    return lax.map(one, jax.random.split(key, reps), batch_size=batch)
+
+
+def conditional_deviation_gain(
+    game: MeanFieldGame,
+    policy,
+    theta,
+    n: int,
+    reps: int,
+    key,
+    *,
+    tau: float = 0.0,
+    deviator=None,
+    batch_elems: int = DEFAULT_BATCH_ELEMS,
+):
+    """Deviation gain of agent 0 with its own randomness integrated out (Rao-Blackwell).
+
+    For games whose kernel does not depend on ``L`` (and without an aggregate) the other
+    ``n - 1`` agents move independently of agent 0, so, given their counts ``C_h (S, A)``,
+    agent 0's expected regularised return is an exact backward induction over its own state::
+
+        q_h(s, a) = R_h(s, a, (C_h + e_{s,a}) / n) + sum_{s'} P_h(s'|s, a) V_{h+1}(s')
+        V_h(s)    = sum_a pi^0_h(a|s) [q_h(s, a) - tau log pi^0_h(a|s)],     value = mu0 . V_0
+
+    Per replicate ``d_r = value(deviator) - value(policy)`` on the same sampled counts, an
+    unbiased estimator of the N-player gain whose variance comes only from the others'
+    fluctuations. ``deviator`` defaults to the mean-field best response at ``tau``. Returns
+    ``(d (reps,), conforming value (reps,))``; ``ValueError`` for a game whose kernel depends on
+    ``L`` (checked at two distributions) or that carries an aggregate.
+    """
+    from mfid.values import best_response
+
+    n = check_count(n, "n")
+    reps = check_count(reps, "reps")
+    batch_elems = check_count(batch_elems, "batch_elems")
+    shape = (game.horizon, game.num_states, game.num_actions)
+    policy = check_policy(policy, shape, "policy")
+    check_theta(theta)
+    if deviator is None:
+        deviator = best_response(game, policy, theta, jnp.asarray(tau, policy.dtype))
+    policy0 = check_policy(deviator, shape, "deviator").astype(policy.dtype)
+    _check_population_independent_kernel(game, theta, policy.dtype)
+    batch = replicate_batch(max(n, game.num_states * game.num_actions), reps, batch_elems)
+    tau_ = jnp.asarray(tau, policy.dtype)
+    return _conditional(game, policy, policy0, theta, key, tau_, n, reps, batch)
