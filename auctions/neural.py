@@ -1,0 +1,124 @@
+"""Neural batched-auction mechanism (SPEC section 4), a residual MLP in flax ``nnx``.
+
+Input ``x = (one_hot(h, H), nu_h (M,), r_h)``; the network ::
+
+    z_0 = relu(W_in x + c_in)
+    z_{l+1} = z_l + W_{l,2} relu(W_{l,1} z_l + c_{l,1}) + c_{l,2}       (l < depth)
+    (o_alpha, o_1..o_M) = W_out z_depth + c_out
+
+gives the mechanism ::
+
+    alpha_h = r_h sigmoid(o_alpha)                               (never above r_h)
+    pay_h(b_k) = sum_{j <= k} (b_j - b_{j-1}) sigmoid(o_j),  b_{-1} = 0
+
+The payment rule is non-decreasing in the bid (every increment is >= 0) and never above it
+(every increment is at most ``b_j - b_{j-1}``). Width 256 by default.
+
+``theta`` is a plain nested dict of arrays (the ``nnx`` state as a pure dict); the network
+structure (``nnx.GraphDef``) is a static field, so the mechanism is a pytree usable inside OMD
+and ``theta`` is what the design loop optimises. ``init_theta`` uses the ``nnx`` initialisers
+with the output layer scaled by ``out_scale`` and biases ``alloc_bias`` and ``pay_bias``.
+
+Example::
+
+    mech = NeuralMechanism.create(num_bids=100, horizon=4, width=256, key=jax.random.key(0))
+    theta = mech.init_theta()
+    alpha, pay = mech(0, nu, 0.8, theta)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+from auctions.mechanisms import bid_grid
+
+__all__ = ["NeuralMechanism", "ResidualMLP"]
+
+
+class ResidualMLP(nnx.Module):
+    """``din -> width -> [residual block] x depth -> dout`` with ReLU activations."""
+
+    def __init__(self, din: int, dout: int, width: int, depth: int, rngs: nnx.Rngs):
+        self.inp = nnx.Linear(din, width, rngs=rngs)
+        self.blocks = nnx.List(
+            [
+                nnx.List([nnx.Linear(width, width, rngs=rngs), nnx.Linear(width, width, rngs=rngs)])
+                for _ in range(depth)
+            ]
+        )
+        self.out = nnx.Linear(width, dout, rngs=rngs)
+
+    def __call__(self, x):
+        z = jax.nn.relu(self.inp(x))
+        for lin1, lin2 in self.blocks:
+            z = z + lin2(jax.nn.relu(lin1(z)))
+        return self.out(z)
+
+
+@struct.dataclass
+class NeuralMechanism:
+    """Residual-MLP mechanism; build with :meth:`create` (see module docstring)."""
+
+    theta0: Any
+    graphdef: Any = struct.field(pytree_node=False, default=None)
+    num_bids: int = struct.field(pytree_node=False, default=100)
+    horizon: int = struct.field(pytree_node=False, default=4)
+    width: int = struct.field(pytree_node=False, default=256)
+
+    @classmethod
+    def create(
+        cls,
+        num_bids: int = 100,
+        horizon: int = 4,
+        *,
+        width: int = 256,
+        depth: int = 2,
+        key=None,
+        out_scale: float = 0.1,
+        alloc_bias: float = 0.0,
+        pay_bias: float = 2.0,
+    ) -> NeuralMechanism:
+        for name, v in (("num_bids", num_bids), ("horizon", horizon), ("width", width)):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(depth, int) or depth < 0:
+            raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
+        key = jax.random.key(0) if key is None else key
+        seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+        net = ResidualMLP(horizon + num_bids + 1, num_bids + 1, width, depth, nnx.Rngs(seed))
+        graphdef, state = nnx.split(net)
+        theta0 = jax.tree.map(jnp.asarray, state.to_pure_dict())
+        dtype = jnp.result_type(float)
+        theta0 = jax.tree.map(lambda x: x.astype(dtype), theta0)
+        bias = jnp.concatenate(
+            [jnp.full((1,), alloc_bias, dtype), jnp.full((num_bids,), pay_bias, dtype)]
+        )
+        theta0["out"] = {"kernel": theta0["out"]["kernel"] * out_scale, "bias": bias}
+        return cls(theta0, graphdef, num_bids, horizon, width)
+
+    def init_theta(self, key=None):
+        return self.theta0
+
+    def outputs(self, h, nu, r, theta):
+        """Raw network outputs ``(o_alpha, o (M,))``."""
+        x = jnp.concatenate(
+            [
+                jax.nn.one_hot(h, self.horizon, dtype=nu.dtype),
+                nu,
+                jnp.reshape(r, (1,)).astype(nu.dtype),
+            ]
+        )
+        net = nnx.merge(self.graphdef, theta)
+        o = net(x)
+        return o[0], o[1:]
+
+    def __call__(self, h, nu, r, theta):
+        o_alpha, o = self.outputs(h, nu, r, theta)
+        bids = bid_grid(self.num_bids, nu.dtype)
+        steps = jnp.diff(bids, prepend=0.0)
+        pay = jnp.cumsum(steps * jax.nn.sigmoid(o))
+        return r * jax.nn.sigmoid(o_alpha), pay

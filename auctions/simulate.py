@@ -1,0 +1,347 @@
+"""Exact finite-N batched auction (SPEC section 4, "Finite-N batched auction (validation)").
+
+``N`` bidders with i.i.d. initial values ``s_i ~ mu0`` play a policy ``pi`` over the bid grid
+(agent 0 may play its own policy, a deviator). Round ``h``, with ``I_h`` items left
+(``I_0 = floor(alpha_max N)``, the mechanism sees ``r_h = I_h / N``)::
+
+    a_i ~ pi_h(. | s_i)                                  (inactive agents' bids are not counted)
+    nu^N_h(b) = #{i active : a_i = b} / N                (empirical active bid distribution)
+    alpha_h, p_h = mechanism(h, nu^N_h, r_h, theta)      (alpha_h clipped to [0, r_h])
+    need_h = min(floor(alpha_h N), I_h)                  items offered
+    c(b) = #{active bids at b},  above(b) = sum_{b' > b} c(b')
+    bids with above(b) + c(b) <= need win;  at the threshold level b* (above(b*) < need <
+    above(b*) + c(b*)) exactly need - above(b*) of the c(b*) tied bidders win, chosen uniformly
+    at random; if demand is below need, every active bidder wins
+    winners pay p_h(a_i), get u_h(v_i, p_h(a_i)) and become ⊥;  I_{h+1} = I_h - #winners
+    then every agent moves by the value kernel w_h (skipped when single-minded)
+
+so exactly ``min(need_h, #active)`` items are sold. ``floor(alpha_h N)`` is taken as
+``floor(alpha_h N + 1e-7)`` so that a schedule such as ``0.6 / 3`` does not lose an item to
+floating-point rounding. The per-capita revenue ``G_N = sum_h sum_{winners} p_h(a_i) / N``
+converges to the mean-field ``g_rev`` of :func:`auctions.objectives.revenue`.
+
+**Ties.** Every tied bidder draws a uniform 32-bit key; the ``k`` smallest keys win. The ``k``-th
+smallest key is found without sorting by a two-pass radix select (a 2^16-bin histogram of the
+high 16 bits, then of the low 16 bits inside the selected bucket); bidders whose 32-bit keys
+coincide exactly with the selected key (probability about ``T^2 / 2^33`` for ``T`` tied bidders
+that any duplicate exists at all) are taken in index order. Work is ``O(N)`` per round.
+
+**Bids** are drawn with Walker/Vose alias tables built once per call from the (fixed) policy:
+one uniform ``u`` gives the column ``j = floor(u M)`` and the fraction ``f = u M - j``; the bid is
+``j`` if ``f < prob[s, j]`` else ``alias[s, j]`` (two gathers per agent). Rounds are one
+``lax.scan``, agents are vectorised and replicates are a ``lax.map`` over vmapped batches of about
+``batch_elems`` agents. Any mechanism with the API ``mechanism(h, nu, r, theta) -> (alpha, pay)``
+works, the neural one included.
+
+Example::
+
+    from auctions.simulate import simulate_auction
+    out = simulate_auction(game, res.policy, theta, n=10_000, reps=100, key=jax.random.key(0))
+    out.revenue.mean()            # ~ auctions.objectives.revenue(game, theta, res.flow)
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax import lax
+
+from auctions.game import BatchedAuction, value_grid
+from auctions.objectives import revenue as mean_field_revenue
+from mfid.finite import (
+    DEFAULT_BATCH_ELEMS,
+    check_count,
+    check_policy,
+    inverse_cdf,
+    replicate_batch,
+)
+from mfid.game import check_theta
+
+__all__ = [
+    "AuctionSample",
+    "alias_tables",
+    "allocate",
+    "simulate_auction",
+    "auction_deviation_gain",
+    "auction_sampler",
+]
+
+_EPS_ITEMS = 1e-7
+_HALF = 1 << 16
+
+
+@struct.dataclass
+class AuctionSample:
+    """Output of :func:`simulate_auction`, one entry per replicate (leading axis ``R``).
+
+    ``revenue (R,)`` per-capita revenue; ``welfare (R,)`` per-capita value of the winners;
+    ``sold (R, H)`` items sold per round; ``offered (R, H)`` items offered ``min(need, I_h)``;
+    ``nu (R, H, M)`` empirical active bid distributions; ``agent0_utility (R,)`` and
+    ``agent0_log_prob (R,)`` agent 0's realised utility and sum of ``log pi(a|s)``.
+    """
+
+    revenue: jnp.ndarray
+    welfare: jnp.ndarray
+    sold: jnp.ndarray
+    offered: jnp.ndarray
+    nu: jnp.ndarray
+    agent0_utility: jnp.ndarray
+    agent0_log_prob: jnp.ndarray
+
+
+def alias_tables(probs):
+    """Walker/Vose alias tables of every row of ``probs (..., C)``: ``(prob, alias)``.
+
+    Row ``x`` is sampled by ``j = floor(u C)``, ``f = u C - j``, ``k = j if f < prob[x, j] else
+    alias[x, j]``, which draws ``k`` with probability ``probs[x, k]`` exactly (up to rounding).
+    Built in NumPy (vectorised over rows, ``C`` steps) from a concrete array.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    shape = p.shape
+    C = shape[-1]
+    p = p.reshape(-1, C)
+    p = np.clip(p, 0.0, None)
+    p = p / p.sum(-1, keepdims=True)
+    rows = p.shape[0]
+    scaled = p * C
+    prob = np.ones_like(scaled)
+    alias = np.tile(np.arange(C), (rows, 1))
+    # Vose: pair one unfinished "small" (< 1) column with one unfinished "large" (>= 1) column
+    # per row; the small one is finished, the large one loses what the small one lacked.
+    done = np.zeros(p.shape, bool)
+    r_idx = np.arange(rows)
+    for _ in range(C):
+        small = (scaled < 1.0) & ~done
+        large = (scaled >= 1.0) & ~done
+        act = small.any(-1) & large.any(-1)
+        if not act.any():
+            break
+        r = r_idx[act]
+        s_, l_ = np.argmax(small, -1)[act], np.argmax(large, -1)[act]
+        prob[r, s_] = scaled[r, s_]
+        alias[r, s_] = l_
+        scaled[r, l_] -= 1.0 - scaled[r, s_]
+        done[r, s_] = True
+    return prob.reshape(shape), alias.reshape(shape).astype(np.int32)
+
+
+def _alias_draw(prob, alias, rows, u):
+    """Draw a column per agent from alias tables ``(X, C)`` at rows ``rows (N,)``."""
+    C = prob.shape[-1]
+    x = u * C
+    j = jnp.clip(jnp.floor(x).astype(jnp.int32), 0, C - 1)
+    f = x - j
+    flat = rows * C + j
+    keep = f < prob.reshape(-1)[flat]
+    return jnp.where(keep, j, alias.reshape(-1)[flat])
+
+
+def _select_smallest(mask, keys, k):
+    """Boolean ``(N,)``: the ``k`` entries of ``mask`` with the smallest uint32 ``keys``
+    (exact duplicates by index). Two-pass radix select, ``O(N)``."""
+    hi = (keys >> 16).astype(jnp.int32)
+    lo = (keys & 0xFFFF).astype(jnp.int32)
+    h1 = jnp.bincount(jnp.where(mask, hi, _HALF), length=_HALF + 1)[:_HALF]
+    c1 = jnp.cumsum(h1)
+    b1 = jnp.searchsorted(c1, k, side="left")
+    k1 = k - (c1[jnp.minimum(b1, _HALF - 1)] - h1[jnp.minimum(b1, _HALF - 1)])
+    in1 = mask & (hi == b1)
+    h2 = jnp.bincount(jnp.where(in1, lo, _HALF), length=_HALF + 1)[:_HALF]
+    c2 = jnp.cumsum(h2)
+    b2 = jnp.searchsorted(c2, k1, side="left")
+    k2 = k1 - (c2[jnp.minimum(b2, _HALF - 1)] - h2[jnp.minimum(b2, _HALF - 1)])
+    dup = in1 & (lo == b2)
+    rank = jnp.cumsum(dup) - 1
+    return (mask & (hi < b1)) | (in1 & (lo < b2)) | (dup & (rank < k2))
+
+
+def allocate(bids, active, need, keys, num_bids: int):
+    """Exact batched allocation of ``need`` items to the highest active bids.
+
+    ``bids (N,)`` bid levels in ``0..M-1``, ``active (N,)`` bool, ``need`` items (integer),
+    ``keys (N,)`` uint32 uniform tie-breaking keys. Returns ``(won (N,) bool, full (M,) bool,
+    tie_level, tie_winners)``: levels with ``full`` win entirely, ``tie_winners`` of the bidders
+    at ``tie_level`` win (the smallest keys). Exactly ``min(need, #active)`` bidders win.
+
+    Example::
+
+        won = allocate(jnp.array([3, 1, 3, 2]), jnp.ones(4, bool), 2, keys, 4)[0]
+        # both bids at level 3 win
+    """
+    M = num_bids
+    counts = jnp.bincount(jnp.where(active, bids, M), length=M + 1)[:M]
+    above = jnp.flip(jnp.cumsum(jnp.flip(counts))) - counts
+    full = above + counts <= need
+    tie = (above < need) & (above + counts > need)
+    tie_level = jnp.argmax(tie)
+    has_tie = jnp.any(tie)
+    k = jnp.where(has_tie, need - above[tie_level], 0)
+    tied = active & (bids == tie_level) & has_tie
+    won = active & (full[bids] | _select_smallest(tied, keys, k))
+    return won, full, jnp.where(has_tie, tie_level, -1), k
+
+
+def _one_auction(game, tables, theta, key, n: int, single_minded: bool):
+    prob, alias, prob0, alias0, logpi, logpi0 = tables
+    H, S, M = logpi.shape
+    K = S - 1
+    dtype = logpi.dtype
+    k0, kr = jax.random.split(key)
+    s = inverse_cdf(game.mu0.astype(dtype)[None, :], jnp.zeros(n, jnp.int32),
+                    jax.random.uniform(k0, (n,), dtype))  # fmt: skip
+    items0 = jnp.floor(game.alpha_max.astype(dtype) * n + _EPS_ITEMS).astype(jnp.int32)
+    values = jnp.concatenate([value_grid(K, dtype), jnp.zeros(1, dtype)])
+    w = None if single_minded else game.value_kernel.dense().astype(dtype)
+    rows = 2 if single_minded else 3
+    scale = jnp.asarray(2.0**-32, dtype)
+
+    def step(carry, xs):
+        s, items = carry
+        h, kh = xs
+        bits = jax.random.bits(kh, (rows, n), jnp.uint32)
+        u = bits[0].astype(dtype) * scale
+        row = h * S + s
+        a = _alias_draw(prob, alias, row, u)
+        a0 = _alias_draw(prob0, alias0, row[:1], u[:1])
+        a = a.at[0].set(a0[0])
+        active = s < K
+        counts = jnp.bincount(jnp.where(active, a, M), length=M + 1)[:M]
+        nu = counts.astype(dtype) / n
+        r = items.astype(dtype) / n
+        alpha, pay = game.mechanism(h, nu, r, theta)
+        alpha = jnp.clip(alpha, 0.0, r)
+        need = jnp.minimum(jnp.floor(alpha * n + _EPS_ITEMS).astype(jnp.int32), items)
+        won, full, tie_level, k = allocate(a, active, need, bits[1], M)
+        won_counts = jnp.where(full, counts, 0) + jnp.where(jnp.arange(M) == tie_level, k, 0)
+        won_counts = won_counts.astype(jnp.int32)
+        revenue = jnp.sum(won_counts.astype(dtype) * pay) / n
+        welfare = jnp.sum(jnp.where(won, values[s], 0.0)) / n
+        sold = jnp.sum(won_counts).astype(jnp.int32)
+        util0 = jnp.where(won[0], game.utility(h, values[s[0]], pay[a[0]]), 0.0)
+        lp0 = logpi0[h, s[0], a[0]]
+        z = jnp.where(won, K, s)
+        if not single_minded:
+            z = inverse_cdf(w, z, bits[2].astype(dtype) * scale)
+        out = (revenue, welfare, sold, need, nu, util0, lp0)
+        return (z, items - sold), out
+
+    _, (rev, wel, sold, need, nu, u0, lp0) = lax.scan(
+        step, (s, items0), (jnp.arange(H), jax.random.split(kr, H))
+    )
+    return rev.sum(), wel.sum(), sold, need, nu, u0.sum(), lp0.sum()
+
+
+@partial(jax.jit, static_argnames=("n", "reps", "batch", "single_minded"))
+def _simulate_auction(game, tables, theta, key, n: int, reps: int, batch: int, single_minded: bool):
+    fn = lambda k: _one_auction(game, tables, theta, k, n, single_minded)  # noqa: E731
+    out = lax.map(fn, jax.random.split(key, reps), batch_size=batch)
+    return AuctionSample(*out)
+
+
+def _tables(game, policy, deviator):
+    H, S, M = policy.shape
+    prob, alias = alias_tables(policy)
+    pol0 = policy if deviator is None else deviator
+    prob0, alias0 = alias_tables(pol0)
+    dtype = policy.dtype
+    logp = lambda p: jnp.log(jnp.where(p > 0, p, 1.0))  # noqa: E731
+    return (
+        jnp.asarray(prob.reshape(H * S, M), dtype),
+        jnp.asarray(alias.reshape(H * S, M)),
+        jnp.asarray(prob0.reshape(H * S, M), dtype),
+        jnp.asarray(alias0.reshape(H * S, M)),
+        logp(policy),
+        logp(jnp.asarray(pol0, dtype)),
+    )
+
+
+def simulate_auction(
+    game: BatchedAuction,
+    policy,
+    theta,
+    n: int,
+    reps: int,
+    key,
+    *,
+    deviator=None,
+    batch_elems: int = DEFAULT_BATCH_ELEMS,
+) -> AuctionSample:
+    """Simulate ``reps`` independent ``n``-bidder batched auctions (see module docstring).
+
+    ``policy (H, K + 1, M)`` is played by every bidder (agent 0 plays ``deviator`` if given);
+    ``theta`` the mechanism parameters; ``key`` a ``jax.random`` key. Compiled once per
+    ``(n, reps, shapes)``; ``ValueError`` for bad ``n``, ``reps`` or policies.
+    """
+    if not isinstance(game, BatchedAuction):
+        raise ValueError(f"game must be a BatchedAuction, got {type(game).__name__}")
+    n = check_count(n, "n")
+    reps = check_count(reps, "reps")
+    batch_elems = check_count(batch_elems, "batch_elems")
+    shape = (game.horizon, game.num_states, game.num_actions)
+    policy = check_policy(policy, shape, "policy")
+    if deviator is not None:
+        deviator = check_policy(deviator, shape, "deviator").astype(policy.dtype)
+    check_theta(theta)
+    tables = _tables(game, policy, deviator)
+    single = bool(game.value_kernel.single_minded)
+    batch = replicate_batch(n, reps, batch_elems)
+    return _simulate_auction(game, tables, theta, key, n, reps, batch, single)
+
+
+def auction_deviation_gain(
+    game: BatchedAuction,
+    policy,
+    theta,
+    n: int,
+    reps: int,
+    key,
+    *,
+    deviator=None,
+    batch_elems: int = DEFAULT_BATCH_ELEMS,
+):
+    """Gain of bidder 0 switching to ``deviator`` (default: the unregularised mean-field best
+    response ``argmax q*`` to ``Lambda(pi)``) while ``n - 1`` bidders play ``policy``; common
+    random numbers (same key for both runs). Returns ``(d (reps,), conforming AuctionSample)``
+    with ``d_r = U^0_r(deviator) - U^0_r(pi)`` (realised utilities)."""
+    from mfid.values import best_response
+
+    shape = (game.horizon, game.num_states, game.num_actions)
+    policy = check_policy(policy, shape, "policy")
+    if deviator is None:
+        deviator = best_response(game, policy, theta, jnp.zeros((), policy.dtype))
+    conform = simulate_auction(game, policy, theta, n, reps, key, batch_elems=batch_elems)
+    dev = simulate_auction(
+        game, policy, theta, n, reps, key, deviator=deviator, batch_elems=batch_elems
+    )
+    return dev.agent0_utility - conform.agent0_utility, conform
+
+
+def auction_sampler(game: BatchedAuction, policy, theta, *, deviator=None):
+    """Sampler for :func:`mfid.approximation.gap_study`: per-capita revenue ``G_N`` and the
+    paired deviation gains. Returns ``(sampler, g_rev, eps_MF)`` with ``g_rev`` the mean-field
+    revenue of ``Lambda(pi)`` and ``eps_MF = V(Lambda(pi), deviator) - V(Lambda(pi), pi)`` at
+    ``tau = 0`` (the unregularised exploitability for the default deviator)."""
+    from mfid.approximation import policy_value_against
+    from mfid.flow import population_flow
+    from mfid.values import best_response
+
+    shape = (game.horizon, game.num_states, game.num_actions)
+    policy = check_policy(policy, shape, "policy")
+    zero = jnp.zeros((), policy.dtype)
+    if deviator is None:
+        deviator = best_response(game, policy, theta, zero)
+    deviator = check_policy(deviator, shape, "deviator")
+    L = population_flow(game, policy, theta)
+    g = float(mean_field_revenue(game, theta, L))
+    v_pi = float(policy_value_against(game, policy, policy, theta))
+    eps = float(policy_value_against(game, deviator, policy, theta)) - v_pi
+
+    def sampler(n, reps, key):
+        d, sample = auction_deviation_gain(game, policy, theta, n, reps, key, deviator=deviator)
+        return sample.revenue, d
+
+    return sampler, g, eps
