@@ -1,0 +1,147 @@
+"""Design loop: beach-bar pricing lowers congestion at a near-equilibrium, the objective sense,
+zeroth-order methods and their evaluation counts, checkpoint/resume, refusals, bad arguments."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mfid import BeachBar, congestion
+from solvers.design import _design_step, design
+
+KW = dict(tau=0.1, eta=0.3, iters=150, val_iters=400, learning_rate=0.3, progress=False)
+
+
+def congestion_objective(theta, L):
+    return congestion(L, 50.0)
+
+
+def neg_congestion_objective(theta, L):
+    return -congestion(L, 50.0)
+
+
+def game():
+    return BeachBar.create(num_states=10, horizon=5, crowd=0.1)
+
+
+def test_beach_bar_design_lowers_congestion_at_low_exploitability():
+    n0 = _design_step._cache_size()
+    res = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=15, **KW)
+    assert _design_step._cache_size() - n0 <= 1  # one compilation for the whole run
+    assert res.status == "ok" and res.steps == 15 and res.resumed_from == 0
+    assert res.final_value < res.initial_value - 0.02, (res.initial_value, res.final_value)
+    assert res.final_exploitability < 0.02
+    assert np.all(res.exploitability < 0.02)
+    assert res.objective[-1] < res.objective[0]
+    np.testing.assert_array_equal(res.evaluations, np.arange(1, 16))
+    # the design raises prices near the bar (spot 5) relative to the far ends
+    price = np.asarray(game().price(res.theta))
+    assert price[5] > price[0] and price[5] > price[-1]
+    # a second run with a new starting point reuses the compiled step
+    n1 = _design_step._cache_size()
+    design(game(), congestion_objective, jnp.ones(10), maximize=False, steps=2, **KW)
+    assert _design_step._cache_size() == n1
+
+
+def test_maximize_flips_the_sense():
+    a = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=3, **KW)
+    b = design(game(), neg_congestion_objective, jnp.zeros(10), maximize=True, steps=3, **KW)
+    np.testing.assert_allclose(np.asarray(a.theta), np.asarray(b.theta), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a.objective, -b.objective, rtol=1e-12)
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_theta(tmp_path):
+    steps = 7
+    ref = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps, **KW)
+
+    def kill_after_step_4(step, metrics):
+        if step == 4:
+            raise _Kill
+
+    ckpt = tmp_path / "run"
+    with pytest.raises(_Kill):
+        design(
+            game(),
+            congestion_objective,
+            jnp.zeros(10),
+            maximize=False,
+            steps=steps,
+            checkpoint_dir=ckpt,
+            checkpoint_every=2,
+            callback=kill_after_step_4,
+            **KW,
+        )
+    res = design(
+        game(),
+        congestion_objective,
+        jnp.zeros(10),
+        maximize=False,
+        steps=steps,
+        checkpoint_dir=ckpt,
+        checkpoint_every=2,
+        **KW,
+    )
+    assert res.resumed_from == 4  # steps 0..3 were checkpointed, step 4 is recomputed
+    np.testing.assert_array_equal(np.asarray(res.theta), np.asarray(ref.theta))
+    np.testing.assert_array_equal(res.objective, ref.objective)
+    np.testing.assert_array_equal(res.evaluations, ref.evaluations)
+    # a finished run resumes to itself; other settings are refused
+    again = design(
+        game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps,
+        checkpoint_dir=ckpt, **KW,
+    )  # fmt: skip
+    assert again.resumed_from == steps
+    np.testing.assert_array_equal(np.asarray(again.theta), np.asarray(ref.theta))
+    with pytest.raises(ValueError, match="different settings"):
+        design(
+            game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps,
+            checkpoint_dir=ckpt, **{**KW, "tau": 0.2},
+        )  # fmt: skip
+
+
+def test_zeroth_order_methods_count_evaluations():
+    zo = design(
+        game(), congestion_objective, jnp.zeros(10), maximize=False, steps=4,
+        method="zeroth-adam", num_directions=2, u=0.05, key=3, **KW,
+    )  # fmt: skip
+    np.testing.assert_array_equal(zo.evaluations, 5 * np.arange(1, 5))
+    assert np.all(zo.grad_norm > 0)
+    an = design(
+        game(), congestion_objective, jnp.zeros(10), maximize=False, steps=6,
+        method="anneal", sigma=1.0, warm_start=False, key=4, **KW,
+    )  # fmt: skip
+    np.testing.assert_array_equal(an.evaluations, 3 * np.arange(1, 7))
+    # without warm start ANNEAL's accepted objective never increases
+    assert np.all(np.diff(an.objective) <= 1e-15)
+
+
+def test_implicit_design_refuses_an_unconverged_equilibrium():
+    with pytest.raises(ValueError, match="omd_not_converged"):
+        design(
+            game(), congestion_objective, jnp.zeros(10), maximize=False, steps=2,
+            method="implicit", **KW,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(method="newton"), "method"),
+        (dict(steps=0), "steps"),
+        (dict(maximize="no"), "maximize"),
+        (dict(checkpoint_every=0), "checkpoint_every"),
+        (dict(u=0.0), "u"),
+        (dict(num_directions=0), "num_directions"),
+        (dict(theta0=jnp.full(10, jnp.inf)), "theta0"),
+        (dict(eta=-1.0), "eta"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, match):
+    args = dict(maximize=False, steps=2, **KW)
+    args.update(kwargs)
+    theta0 = args.pop("theta0", jnp.zeros(10))
+    with pytest.raises(ValueError, match=match):
+        design(game(), congestion_objective, theta0, **args)
