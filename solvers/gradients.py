@@ -402,16 +402,13 @@ def lower_value_and_grad(
     linear_tol: float = 1e-11,
     linear_maxiter: int = 40,
 ):
-    """The ``jax.stages.Lowered`` computation behind :func:`value_and_grad` (for memory analysis:
-    ``lower_value_and_grad(...).compile().memory_analysis().temp_size_in_bytes``)."""
+    """Ahead-of-time lowering of :func:`value_and_grad` (same arguments): ``(lowered, args)``
+    where ``compiled = lowered.compile()`` is called as ``compiled(*args) -> (value, grad, aux)``
+    and ``compiled.memory_analysis().temp_size_in_bytes`` is XLA's temporary memory."""
     zeta0, tau_, eta_ = _prepare(game, theta, zeta0, tau, eta, iters, mode, segment)
-    return _value_and_grad.lower(
-        game,
-        theta,
-        zeta0,
-        tau_,
-        eta_,
-        jnp.asarray(fixed_point_tol, zeta0.dtype),
+    args = (game, theta, zeta0, tau_, eta_, jnp.asarray(fixed_point_tol, zeta0.dtype))
+    lowered = _value_and_grad.lower(
+        *args,
         objective=objective,
         iters=int(iters),
         mode=mode,
@@ -419,6 +416,7 @@ def lower_value_and_grad(
         linear_tol=float(linear_tol),
         linear_maxiter=int(linear_maxiter),
     )
+    return lowered, args
 
 
 @partial(jax.jit, static_argnames=("objective", "iters", "mode", "segment"))

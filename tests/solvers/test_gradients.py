@@ -148,7 +148,7 @@ def test_implicit_reports_and_refuses_before_convergence():
 
 
 def _temp_bytes(mode, iters, game, theta):
-    lowered = lower_value_and_grad(
+    lowered, _ = lower_value_and_grad(
         game, bb_objective, theta, tau=TAU, eta=ETA, iters=iters, mode=mode
     )
     return lowered.compile().memory_analysis().temp_size_in_bytes
