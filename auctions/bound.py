@@ -56,24 +56,26 @@ def posted_price_bound(mu0_values, alpha_max: float) -> tuple[float, float]:
 def myerson_bound(mu0_values, alpha_max: float) -> float:
     """Myerson's bound with capacity as a linear programme over monotone interim allocations
     ``x_k in [0, 1]``, ``sum_k mu_k x_k <= alpha_max``: maximise ``sum_k x_k phi_k`` with the
-    discrete virtual surplus ``phi_k = mu_k v_k - (v_{k+1} - v_k) mu0({v > v_k})``. Its extreme
-    points are thresholds (with one rationed level where the capacity binds); it equals
-    :func:`posted_price_bound` whenever the capacity does not bind at the optimum (A1)."""
+    discrete virtual surplus ``phi_k = mu_k v_k - (v_{k+1} - v_k) mu0({v > v_k})``. The extreme
+    points are feasible thresholds ``1{k >= k0}`` (value ``v_k0 D(v_k0)``) and, where the capacity
+    binds, mixtures of two thresholds with total demand exactly ``alpha_max``; all are
+    enumerated. It equals :func:`posted_price_bound` whenever the capacity does not bind at the
+    optimum (A1) and is never below it."""
     mu = np.asarray(mu0_values, dtype=np.float64)
     K = mu.shape[0]
-    v = np.arange(K) / K
-    above = np.cumsum(mu[::-1])[::-1] - mu  # mu0({v > v_k})
-    phi = mu * v - (1.0 / K) * above
-    tail = np.cumsum(phi[::-1])[::-1]  # sum_{j >= k} phi_j = v_k D(v_k)
-    demand = above + mu
-    best = 0.0
-    for k in range(K):
-        if demand[k] <= alpha_max + 1e-12:
-            best = max(best, tail[k])
-        elif above[k] <= alpha_max:
-            f = (alpha_max - above[k]) / mu[k]
-            best = max(best, tail[k] - phi[k] + f * phi[k])
-    return float(best)
+    v = np.arange(K + 1) / K
+    demand = np.append(np.cumsum(mu[::-1])[::-1], 0.0)  # D(v_k), k = 0..K (D(v_K) = 0)
+    value = v * demand  # sum_{j >= k} phi_j
+    feasible = demand <= alpha_max + 1e-12
+    best = float(np.max(np.where(feasible, value, 0.0)))
+    hi, lo = ~feasible[:, None], feasible[None, :]  # pairs k1 (infeasible) < k2 (feasible)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = (alpha_max - demand[None, :]) / (demand[:, None] - demand[None, :])
+        mix = lam * value[:, None] + (1.0 - lam) * value[None, :]
+    ok = hi & lo & (demand[:, None] > demand[None, :])
+    if np.any(ok):
+        best = max(best, float(np.max(mix[ok])))
+    return best
 
 
 def entropy_slack(L, tau) -> jnp.ndarray:

@@ -141,7 +141,8 @@ class BatchedAuction(MeanFieldGame):
         reward = jnp.concatenate([pw[None, :] * u, jnp.zeros((1, pay.shape[0]), L.dtype)])
         welfare = values @ (L[:K] @ pw)
         info = AuctionRound(alpha, sold, remaining, pw, pay, nu, jnp.sum(won * pay), welfare)
-        return reward, AuctionKernel(pw, self.value_kernel), remaining - sold, info
+        r_next = jnp.maximum(remaining - sold, 0.0)  # no negative rounding residue
+        return reward, AuctionKernel(pw, self.value_kernel), r_next, info
 
     def validate(self, theta=None) -> None:
         """Probe every round at ``L = mu0 x uniform`` (one cached compiled probe, so calling it

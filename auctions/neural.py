@@ -91,7 +91,7 @@ class NeuralMechanism:
         seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
         net = ResidualMLP(horizon + num_bids + 1, num_bids + 1, width, depth, nnx.Rngs(seed))
         graphdef, state = nnx.split(net)
-        theta0 = jax.tree.map(jnp.asarray, state.to_pure_dict())
+        theta0 = jax.tree.map(jnp.asarray, nnx.to_pure_dict(state))
         dtype = jnp.result_type(float)
         theta0 = jax.tree.map(lambda x: x.astype(dtype), theta0)
         bias = jnp.concatenate(

@@ -1,0 +1,226 @@
+"""The batched-auction game: kernels, supply bookkeeping, payments, revenue two ways."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from auctions import (
+    AuctionKernel,
+    BatchedAuction,
+    FirstPrice,
+    FirstPriceReserve,
+    MarketMixture,
+    NeuralMechanism,
+    PostedPrice,
+    StaticMechanism,
+    Utility,
+    ValueKernel,
+    allocated_mass,
+    auction_rounds,
+    bid_grid,
+    efficiency,
+    gaussian_drift,
+    revenue,
+    value_grid,
+)
+from mfid import rollout
+from mfid.kernel import check_kernel
+from solvers import solve_omd
+
+K, M, H = 8, 6, 3
+_rollout = jax.jit(rollout)
+_rounds = jax.jit(auction_rounds)
+
+
+def random_policy(key, S=K + 1, scale=2.0):
+    return jax.nn.softmax(scale * jax.random.normal(key, (H, S, M)), -1)
+
+
+def mechanisms(key):
+    neural = NeuralMechanism.create(M, H, width=16, depth=1, key=key)
+    th_static = {
+        "alloc": jax.random.normal(key, (H,)),
+        "pay": jax.random.normal(jax.random.fold_in(key, 1), (H, M)),
+    }
+    return [
+        (FirstPrice(M, H), {}),
+        (FirstPriceReserve(M, H), {"reserve": jnp.asarray(0.37)}),
+        (PostedPrice(M, H), {"price": jnp.asarray(0.41)}),
+        (StaticMechanism(M, H), th_static),
+        (neural, neural.init_theta()),
+    ]
+
+
+def make_game(mech, alpha_max=0.7, rho=0.0, sigma=None, utility=None):
+    mu = np.arange(1, K + 1, dtype=float)
+    return BatchedAuction.create(
+        mu / mu.sum(),
+        horizon=H,
+        alpha_max=alpha_max,
+        mechanism=mech,
+        rho=rho,
+        sigma=sigma,
+        utility=utility,
+    )
+
+
+def test_kernel_push_pull_dense_agree():
+    key = jax.random.key(1)
+    vk = ValueKernel.create(K, rho=0.3, regen=np.full(K, 1 / K), sigma=0.2)
+    k = AuctionKernel(jax.random.uniform(key, (M,)), vk)
+    P = np.asarray(k.dense())
+    check_kernel(P)
+    L = jax.random.dirichlet(key, jnp.ones((K + 1) * M)).reshape(K + 1, M)
+    V = jax.random.normal(key, (K + 1,))
+    np.testing.assert_allclose(k.push(L), np.einsum("sa,sat->t", L, P), atol=1e-14)
+    np.testing.assert_allclose(k.pull(V), P @ np.asarray(V), atol=1e-14)
+    # explicit construction of the dense kernel, entry by entry
+    W = np.asarray(gaussian_drift(K, 0.2))
+    pw = np.asarray(k.p_win)
+    g = np.full(K, 1 / K)
+    Q = np.zeros((K + 1, M, K + 1))
+    for s in range(K + 1):
+        for a in range(M):
+            pre = np.zeros(K + 1)
+            if s < K:
+                pre[K] += pw[a]
+                pre[s] += 1 - pw[a]
+            else:
+                pre[K] = 1.0
+            post = np.zeros(K + 1)
+            post[:K] = pre[:K] @ W + 0.3 * pre[K] * g
+            post[K] = 0.7 * pre[K]
+            Q[s, a] = post
+    np.testing.assert_allclose(P, Q, atol=1e-14)
+
+
+def test_single_minded_identity_and_inactive_absorbing():
+    vk = ValueKernel.create(K)
+    w = np.asarray(vk.dense())
+    np.testing.assert_allclose(w, np.eye(K + 1))
+
+
+def test_supply_bookkeeping_and_payments():
+    key = jax.random.key(2)
+    mechs = mechanisms(key)
+    cases = [(m, a, (0.0, None)) for m in mechs for a in (0.3, 0.7, 1.4)]
+    cases += [(m, a, (0.5, 0.2)) for m in (mechs[0], mechs[-1]) for a in (0.3, 1.4)]
+    for i, ((mech, theta), alpha_max, (rho, sigma)) in enumerate(cases):
+        if True:
+            game = make_game(mech, alpha_max, rho, sigma)
+            pi = random_policy(jax.random.fold_in(key, i))
+            L, dyn = _rollout(game, pi, theta)
+            info = dyn.info
+            # the replay from (theta, L) reproduces the rollout's per-round quantities
+            rep = _rounds(game, theta, L)
+            np.testing.assert_allclose(rep.sold, info.sold, atol=1e-15)
+            nu, alpha, r = info.nu, info.alpha, info.remaining
+            sold = jnp.sum(nu * info.p_win, -1)
+            assert np.all(np.asarray(alpha) <= np.asarray(r) + 1e-15)
+            assert np.all(np.asarray(sold) <= np.asarray(r) + 1e-15)
+            assert float(jnp.sum(sold)) <= alpha_max + 1e-12
+            np.testing.assert_allclose(r[0], alpha_max)
+            np.testing.assert_allclose(
+                r[1:], jnp.maximum(alpha_max - jnp.cumsum(sold)[:-1], 0), atol=1e-14
+            )
+            demand = nu.sum(-1)
+            binding = demand > alpha
+            np.testing.assert_allclose(sold[binding], alpha[binding], rtol=1e-12, atol=1e-16)
+            np.testing.assert_allclose(sold[~binding], demand[~binding], rtol=1e-12)
+            bids = bid_grid(M)
+            pay = np.asarray(info.payment)
+            assert np.all(pay <= np.asarray(bids) + 1e-15) and np.all(pay >= -1e-15)
+            np.testing.assert_allclose(L.sum((1, 2)), 1.0, atol=1e-12)
+
+
+def test_neural_payment_rule_monotone_and_below_bid():
+    key = jax.random.key(5)
+    mech = NeuralMechanism.create(M, H, width=16, key=key, out_scale=3.0, pay_bias=0.0)
+    theta = mech.init_theta()
+    for h in range(H):
+        nu = jax.random.dirichlet(jax.random.fold_in(key, h), jnp.ones(M)) * 0.8
+        alpha, pay = mech(h, nu, 0.6, theta)
+        assert 0 <= float(alpha) <= 0.6
+        assert np.all(np.diff(np.asarray(pay)) >= -1e-15)
+        assert np.all(np.asarray(pay) <= np.asarray(bid_grid(M)) + 1e-15)
+        assert len(np.unique(np.round(np.asarray(pay) / np.maximum(bid_grid(M), 1e-9), 6))) > 2
+
+
+def test_revenue_two_ways_at_equilibrium():
+    """Revenue from flows x payments (objective) equals the supply actually sold at each bid
+    level (threshold allocation without the win-probability division) x its price; and the
+    welfare identity revenue = winners' value - bidders' expected utility (linear utility)."""
+    key = jax.random.key(3)
+    for mech, theta in mechanisms(key):
+        game = make_game(mech, 0.6, 0.3, 0.2)
+        res = solve_omd(game, theta, tau=0.02, eta=1.0, iters=60)
+        L = res.flow
+        info = _rounds(game, theta, L)
+        rev1 = revenue(game, theta, L)
+        nu = L[:, :K].sum(1)
+        sold = jax.vmap(allocated_mass)(nu, info.alpha)
+        rev2 = jnp.sum(sold * info.payment)
+        np.testing.assert_allclose(rev1, rev2, rtol=1e-12)
+        np.testing.assert_allclose(
+            jnp.sum(sold, 1),
+            info.remaining - jnp.append(info.remaining[1:], info.remaining[-1] - info.sold[-1]),
+            atol=1e-14,
+        )
+        _, dyn = _rollout(game, res.policy, theta)
+        utility = jnp.sum(L * dyn.reward)
+        np.testing.assert_allclose(efficiency(game, theta, L) - utility, rev1, rtol=1e-10)
+
+
+def test_utilities_closed_forms():
+    s, p = jnp.array([0.9, 0.3]), jnp.array([0.2, 0.5])
+    x = np.asarray(s - p)
+    np.testing.assert_allclose(
+        Utility.create("risk_averse", beta=2.0)(0, s, p), (1 - np.exp(-2 * x)) / 2
+    )
+    np.testing.assert_allclose(
+        Utility.create("risk_seeking", beta=2.0)(0, s, p), (np.exp(2 * x) - 1) / 2
+    )
+    np.testing.assert_allclose(Utility.create("hyperbolic", lam=0.5)(3, s, p), x / 2.5)
+    np.testing.assert_allclose(Utility.create()(0, s, p), x)
+
+
+def test_mixture_is_average_of_markets():
+    key = jax.random.key(4)
+    mech = NeuralMechanism.create(M, H, width=16, depth=1, key=key)
+    theta = mech.init_theta()
+    games = [make_game(mech, a, 0.3) for a in (0.5, 0.9)]
+    mix = MarketMixture.stack(games)
+    mix.validate(theta)
+    pi = random_policy(key, S=2 * (K + 1))
+    L, dyn = rollout(mix, pi, theta)
+    revs = []
+    for d, g in enumerate(games):
+        Ld, _ = rollout(g, pi[:, d * (K + 1) : (d + 1) * (K + 1)], theta)
+        np.testing.assert_allclose(L[:, d * (K + 1) : (d + 1) * (K + 1)] * 2, Ld, atol=1e-14)
+        revs.append(revenue(g, theta, Ld))
+    np.testing.assert_allclose(revenue(mix, theta, L), np.mean(revs), rtol=1e-12)
+    k0 = jax.tree.map(lambda x: x[0], dyn.kernel)
+    P = np.asarray(k0.dense())
+    check_kernel(P)
+    np.testing.assert_allclose(k0.push(L[0]), np.einsum("sa,sat->t", L[0], P), atol=1e-14)
+    V = jax.random.normal(key, (P.shape[0],))
+    np.testing.assert_allclose(k0.pull(V), P @ np.asarray(V), atol=1e-14)
+
+
+def test_errors():
+    mech = FirstPrice(M, H)
+    with pytest.raises(ValueError, match="alpha_max"):
+        make_game(mech, alpha_max=-1.0)
+    with pytest.raises(ValueError, match="mu0_values"):
+        BatchedAuction.create(np.ones(K), horizon=H, alpha_max=0.5, mechanism=mech)
+    with pytest.raises(ValueError, match="mechanism"):
+        BatchedAuction.create(np.full(K, 1 / K), horizon=H + 1, alpha_max=0.5, mechanism=mech)
+    with pytest.raises(ValueError, match="rho"):
+        make_game(mech, rho=1.5)
+    with pytest.raises(ValueError, match="kind"):
+        Utility.create("cubic")
+    game = make_game(StaticMechanism(M, H))
+    with pytest.raises(ValueError, match="reward"):
+        game.validate({"alloc": jnp.zeros(H), "pay": jnp.full((H, M), jnp.nan)})
+    assert value_grid(4)[-1] == 0.75

@@ -1,0 +1,107 @@
+"""Win probability against brute-force finite-N tie-breaking, conventions and gradients."""
+
+import itertools
+from fractions import Fraction
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from auctions import allocated_mass, win_probability
+
+
+def brute_force_win(counts, items):
+    """Exact win frequency per bid level: ``items`` go to the highest of the agents' bids, ties
+    at the threshold broken by a uniformly random order (all orders enumerated)."""
+    agents = [a for a, c in enumerate(counts) for _ in range(c)]
+    wins = [Fraction(0)] * len(counts)
+    perms = list(itertools.permutations(range(len(agents))))
+    for perm in perms:  # a uniformly random priority among all agents
+        order = sorted(range(len(agents)), key=lambda i: (-agents[i], perm[i]))
+        for i in order[:items]:
+            wins[agents[i]] += Fraction(1, len(perms))
+    return [w / c if c else Fraction(0) for w, c in zip(wins, counts, strict=True)]
+
+
+@pytest.mark.parametrize(
+    "counts,items", [((2, 3, 1, 0), 2), ((1, 2, 2, 1), 4), ((0, 3, 2, 2), 1), ((2, 0, 3, 1), 6)]
+)
+def test_matches_finite_n_enumeration(counts, items):
+    N = 7  # one agent of the 7 is inactive when sum(counts) = 6: nu is a sub-probability
+    nu = jnp.asarray(counts, jnp.float64) / N
+    p = np.asarray(win_probability(nu, items / N))
+    exact = [float(x) for x in brute_force_win(counts, items)]
+    np.testing.assert_allclose(
+        p[np.asarray(counts) > 0], np.asarray(exact)[np.asarray(counts) > 0], atol=1e-14
+    )
+
+
+@pytest.mark.parametrize("N", [10, 40, 160, 640])
+def test_large_n_limit_with_floor(N):
+    """``floor(alpha N)`` items among ``N nu`` agents per level: the finite-N win probability
+    (closed form of the enumerated tie-break) approaches the mean-field one like ``1 / N``."""
+    nu = np.array([0.1, 0.25, 0.15, 0.3, 0.2])
+    alpha = 0.43
+    counts = np.round(nu * N).astype(int)
+    items = int(np.floor(alpha * N))
+    above = np.cumsum(counts[::-1])[::-1] - counts
+    finite = np.clip((items - above) / counts, 0, 1)
+    mf = np.asarray(win_probability(jnp.asarray(nu), alpha))
+    assert np.max(np.abs(finite - mf)) <= 1.0 / (N * nu.min()) + 1e-12
+    if N == 640:
+        assert np.max(np.abs(finite - mf)) < 0.02
+
+
+def test_brute_force_closed_form_agree_small():
+    counts, items = (2, 1, 2), 2
+    above = np.array([3, 2, 0])
+    closed = np.clip((items - above) / np.array(counts), 0, 1)
+    exact = [float(x) for x in brute_force_win(counts, items)]
+    np.testing.assert_allclose(closed, exact)
+
+
+def test_zero_mass_conventions():
+    nu = jnp.array([0.2, 0.0, 0.0, 0.1])
+    # bid 2 has no mass and alpha exceeds the mass above it -> x/0 = +inf -> 1
+    # bid 1 and bid 0: alpha - above = 0.15 - 0.1 = 0.05 > 0 -> bid 1 wins (x/0), bid 0 gets 0.25
+    p = win_probability(nu, 0.15)
+    np.testing.assert_allclose(p, [0.25, 1.0, 1.0, 1.0])
+    # alpha exactly equal to the mass above an empty level: 0/0 = 0
+    p = win_probability(nu, 0.1)
+    np.testing.assert_allclose(p, [0.0, 0.0, 0.0, 1.0])
+    assert float(win_probability(jnp.zeros(3), 0.0)[0]) == 0.0
+
+
+def test_allocated_mass_equals_alpha_when_demand_exceeds_supply():
+    key = jax.random.key(0)
+    for i in range(20):
+        nu = jax.random.dirichlet(jax.random.fold_in(key, i), jnp.ones(12)) * 0.9
+        for alpha in (0.05, 0.3, 0.89):
+            sold = nu * win_probability(nu, alpha)
+            np.testing.assert_allclose(sold.sum(), alpha, rtol=1e-12)
+            np.testing.assert_allclose(sold, allocated_mass(nu, alpha), atol=1e-15)
+        sold = nu * win_probability(nu, 1.5)  # supply exceeds demand: everyone wins
+        np.testing.assert_allclose(sold.sum(), nu.sum(), rtol=1e-12)
+
+
+def test_gradient_finite_for_denormal_mass_and_matches_fd():
+    nu = jnp.array([3e-320, 0.2, 1e-310, 0.3])
+    g = jax.grad(lambda n, a: jnp.sum(win_probability(n, a) * jnp.arange(4.0)), argnums=(0, 1))
+    gn, ga = g(nu, 0.35)
+    assert np.all(np.isfinite(gn)) and np.isfinite(ga)
+    # interior of the tie: d p/d alpha = 1 / nu at the threshold level (bid 1, nu = 0.2)
+    nu = jnp.array([0.1, 0.2, 0.15, 0.3])
+    f = lambda a: win_probability(nu, a)[1]  # noqa: E731
+    np.testing.assert_allclose(jax.grad(f)(0.5), 1 / 0.2, rtol=1e-12)
+    eps = 1e-6
+    fd = jax.jacfwd(win_probability)(nu, 0.5)
+    num = np.stack(
+        [
+            (win_probability(nu.at[i].add(eps), 0.5) - win_probability(nu.at[i].add(-eps), 0.5))
+            / (2 * eps)
+            for i in range(4)
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(fd, num, atol=1e-6)
