@@ -44,7 +44,7 @@ def lp_bound(mu, alpha_max):
 
 def test_myerson_lp_matches_scipy_and_dominates_posted_price():
     rng = np.random.default_rng(0)
-    for i in range(6):
+    for _ in range(6):
         mu = rng.dirichlet(np.ones(12))
         for a in (0.2, 0.5, 1.0):
             lp = lp_bound(mu, a)

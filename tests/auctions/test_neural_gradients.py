@@ -10,6 +10,7 @@ from solvers.gradients import value_and_grad
 SETTING = make("A1", num_values=6, num_bids=5, width=8, depth=1, key=jax.random.key(7))
 GAME, THETA = SETTING.game, SETTING.theta0
 OBJ = revenue_objective(GAME)
+EPS = 1e-5
 KW = dict(tau=0.05, eta=2.0, iters=25)
 
 
@@ -35,13 +36,12 @@ def test_cross_mode_and_finite_differences():
             for j, x in enumerate(leaves)
         ]
         dirn = jax.tree.unflatten(treedef, d)
-        eps = 1e-5
-        plus = jax.tree.map(lambda x, y: x + eps * y, THETA, dirn)
-        minus = jax.tree.map(lambda x, y: x - eps * y, THETA, dirn)
+        plus = jax.tree.map(lambda x, y: x + EPS * y, THETA, dirn)
+        minus = jax.tree.map(lambda x, y: x - EPS * y, THETA, dirn)
         fd = (
             float(value_and_grad(GAME, OBJ, plus, mode="amid", **KW)[0])
             - float(value_and_grad(GAME, OBJ, minus, mode="amid", **KW)[0])
-        ) / (2 * eps)
+        ) / (2 * EPS)
         np.testing.assert_allclose(grads["amid"] @ flat(dirn), fd, rtol=1e-6, atol=1e-10)
 
 
