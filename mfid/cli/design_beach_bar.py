@@ -62,6 +62,12 @@ def register_design(sub) -> None:
     p.add_argument("--u", type=float, default=0.05, help="smoothing radius (zeroth-*)")
     p.add_argument("--directions", type=int, default=4, help="directions per estimate (zeroth-*)")
     p.add_argument("--sigma", type=float, default=0.3, help="ANNEAL radius")
+    p.add_argument(
+        "--fixed-point-tol",
+        type=float,
+        default=1e-9,
+        help="implicit: refuse when max|Phi(zeta_T) - zeta_T| exceeds it (default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
     p.add_argument("--checkpoint-dir", type=Path, default=None, help="checkpoint/resume directory")
     p.add_argument("--checkpoint-every", type=int, default=10, help="steps between checkpoints")
@@ -116,6 +122,22 @@ def _figures(out: Path, game, flow0, flow1, price, trace, res) -> list[str]:
     return ["flow_before_after.png", "prices.png", "objective.png"]
 
 
+def _command(args) -> str:
+    """The command line that regenerates the report (options that differ from the defaults)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register_design(parser.add_subparsers())
+    defaults = vars(parser.parse_args(["beach-bar"]))
+    parts = ["mfid design beach-bar"]
+    for name, value in vars(args).items():
+        if name in defaults and name not in ("func", "no_progress") and value != defaults[name]:
+            parts.append(f"--{name.replace('_', '-')} {value}")
+    if "out" in defaults and args.out == defaults["out"]:
+        parts.append(f"--out {args.out}")
+    return " ".join(parts)
+
+
 def run_design_beach_bar(args) -> int:
     import jax.numpy as jnp
     import numpy as np
@@ -144,6 +166,7 @@ def run_design_beach_bar(args) -> int:
         u=args.u,
         num_directions=args.directions,
         sigma=args.sigma,
+        fixed_point_tol=args.fixed_point_tol,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress,
@@ -161,9 +184,7 @@ def run_design_beach_bar(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(out, game, before.flow, after.flow, price, trace, res)
     report = {
-        "command": (
-            f"mfid design beach-bar --method {args.method} --steps {args.steps} --out {args.out}"
-        ),
+        "command": _command(args),
         "game": {
             "num_states": args.num_states,
             "horizon": args.horizon,
