@@ -21,8 +21,9 @@ floating-point rounding. The per-capita revenue ``G_N = sum_h sum_{winners} p_h(
 converges to the mean-field ``g_rev`` of :func:`auctions.objectives.revenue`.
 
 **Ties.** Every tied bidder draws a uniform 32-bit key; the ``k`` smallest keys win. The ``k``-th
-smallest key is found without sorting by a two-pass radix select (a 2^16-bin histogram of the
-high 16 bits, then of the low 16 bits inside the selected bucket); bidders whose 32-bit keys
+smallest key is found without sorting by a radix select (for large N two passes of a 2^16-bin
+histogram, high 16 bits then low 16 bits inside the selected bucket; for N < 2^15 four passes of
+256 bins); bidders whose 32-bit keys
 coincide exactly with the selected key (probability about ``T^2 / 2^33`` for ``T`` tied bidders
 that any duplicate exists at all) are taken in index order. Work is ``O(N)`` per round.
 
@@ -71,7 +72,6 @@ __all__ = [
 ]
 
 _EPS_ITEMS = 1e-7
-_HALF = 1 << 16
 
 
 @struct.dataclass
@@ -140,30 +140,37 @@ def _alias_draw(prob, alias, rows, u):
     return jnp.where(keep, j, alias.reshape(-1)[flat])
 
 
-def _select_smallest(mask, keys, k):
+def _radix_bits(n: int) -> int:
+    """Bits per radix pass: 16 (two passes of 2^16 bins) for large ``n``, else 8 (four passes
+    of 256 bins), so the histograms never dominate small populations."""
+    return 16 if n >= (1 << 15) else 8
+
+
+def _select_smallest(mask, keys, k, bits: int = 16):
     """Boolean ``(N,)``: the ``k`` entries of ``mask`` with the smallest uint32 ``keys``
-    (exact duplicates by index). Two-pass radix select, ``O(N)``."""
-    hi = (keys >> 16).astype(jnp.int32)
-    lo = (keys & 0xFFFF).astype(jnp.int32)
-    h1 = jnp.bincount(jnp.where(mask, hi, _HALF), length=_HALF + 1)[:_HALF]
-    c1 = jnp.cumsum(h1)
-    b1 = jnp.searchsorted(c1, k, side="left")
-    k1 = k - (c1[jnp.minimum(b1, _HALF - 1)] - h1[jnp.minimum(b1, _HALF - 1)])
-    in1 = mask & (hi == b1)
-    h2 = jnp.bincount(jnp.where(in1, lo, _HALF), length=_HALF + 1)[:_HALF]
-    c2 = jnp.cumsum(h2)
-    b2 = jnp.searchsorted(c2, k1, side="left")
-    k2 = k1 - (c2[jnp.minimum(b2, _HALF - 1)] - h2[jnp.minimum(b2, _HALF - 1)])
-    dup = in1 & (lo == b2)
-    rank = jnp.cumsum(dup) - 1
-    return (mask & (hi < b1)) | (in1 & (lo < b2)) | (dup & (rank < k2))
+    (exact duplicates by index). Radix select from the most significant digit, ``32 / bits``
+    passes of a ``2^bits``-bin histogram: ``O(N)`` work, no sort."""
+    B = 1 << bits
+    won = jnp.zeros_like(mask)
+    cur = mask
+    for shift in range(32 - bits, -1, -bits):
+        digit = ((keys >> shift) & (B - 1)).astype(jnp.int32)
+        hist = jnp.bincount(jnp.where(cur, digit, B), length=B + 1)[:B]
+        cum = jnp.cumsum(hist)
+        d = jnp.minimum(jnp.sum(cum < k), B - 1)  # first digit whose cumulative count >= k
+        won = won | (cur & (digit < d))
+        k = k - (cum[d] - hist[d])
+        cur = cur & (digit == d)
+    rank = jnp.cumsum(cur) - 1
+    return won | (cur & (rank < k))
 
 
-def allocate(bids, active, need, keys, num_bids: int):
+def allocate(bids, active, need, keys, num_bids: int, bits: int = 16):
     """Exact batched allocation of ``need`` items to the highest active bids.
 
     ``bids (N,)`` bid levels in ``0..M-1``, ``active (N,)`` bool, ``need`` items (integer),
-    ``keys (N,)`` uint32 uniform tie-breaking keys. Returns ``(won (N,) bool, full (M,) bool,
+    ``keys (N,)`` uint32 uniform tie-breaking keys, ``bits`` the radix digit width (8 or 16).
+    Returns ``(won (N,) bool, full (M,) bool,
     tie_level, tie_winners)``: levels with ``full`` win entirely, ``tie_winners`` of the bidders
     at ``tie_level`` win (the smallest keys). Exactly ``min(need, #active)`` bidders win.
 
@@ -181,7 +188,7 @@ def allocate(bids, active, need, keys, num_bids: int):
     has_tie = jnp.any(tie)
     k = jnp.where(has_tie, need - above[tie_level], 0)
     tied = active & (bids == tie_level) & has_tie
-    won = active & (full[bids] | _select_smallest(tied, keys, k))
+    won = active & (full[bids] | _select_smallest(tied, keys, k, bits))
     return won, full, jnp.where(has_tie, tie_level, -1), k
 
 
@@ -215,7 +222,7 @@ def _one_auction(game, tables, theta, key, n: int, single_minded: bool):
         alpha, pay = game.mechanism(h, nu, r, theta)
         alpha = jnp.clip(alpha, 0.0, r)
         need = jnp.minimum(jnp.floor(alpha * n + _EPS_ITEMS).astype(jnp.int32), items)
-        won, full, tie_level, k = allocate(a, active, need, bits[1], M)
+        won, full, tie_level, k = allocate(a, active, need, bits[1], M, _radix_bits(n))
         won_counts = jnp.where(full, counts, 0) + jnp.where(jnp.arange(M) == tie_level, k, 0)
         won_counts = won_counts.astype(jnp.int32)
         revenue = jnp.sum(won_counts.astype(dtype) * pay) / n
@@ -288,7 +295,7 @@ def simulate_auction(
     check_theta(theta)
     tables = _tables(game, policy, deviator)
     single = bool(game.value_kernel.single_minded)
-    batch = replicate_batch(n, reps, batch_elems)
+    batch = replicate_batch(n + 4 * (1 << _radix_bits(n)), reps, batch_elems)
     return _simulate_auction(game, tables, theta, key, n, reps, batch, single)
 
 

@@ -139,8 +139,12 @@ def inverse_cdf(probs, rows, u):
 
 
 def replicate_batch(n: int, reps: int, batch_elems: int = DEFAULT_BATCH_ELEMS) -> int:
-    """Replicates simulated together so that about ``batch_elems`` agent slots are live."""
-    return int(max(1, min(reps, batch_elems // max(n, 1))))
+    """Replicates simulated together so that about ``batch_elems`` agent slots are live: the
+    largest divisor of ``reps`` not above ``batch_elems // n`` (so ``lax.map`` needs no separate
+    remainder batch), or that bound itself when every such divisor is below half of it."""
+    target = int(max(1, min(reps, batch_elems // max(n, 1))))
+    best = max(d for d in range(1, target + 1) if reps % d == 0)
+    return best if 2 * best >= target else target
 
 
 def _one_replicate(game, policy, policy0, logpi, logpi0, theta, key, n: int):

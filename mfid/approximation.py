@@ -1,0 +1,351 @@
+"""Gap-vs-N study: how fast does the finite-N objective approach its mean-field value?
+
+For a grid of population sizes ``N`` and ``R`` independent replicates per ``N``, a *sampler*
+returns the per-capita objective ``G_N^{(r)}`` of each replicate (and, optionally, the paired
+deviation gain ``d_N^{(r)}`` of one agent switching to its mean-field best response). The study
+compares them with the mean-field value ``g``::
+
+    bias_N  = mean_r G_N^{(r)} - g                     (reported as "gap"; stderr s_N / sqrt(R))
+    rmse_N  = sqrt( mean_r (G_N^{(r)} - g)^2 )          (includes the O(1/sqrt N) fluctuation)
+    eps_N   = mean_r d_N^{(r)}                          (N-player exploitability of the policy)
+
+and fits decay exponents ``|bias_N| ~ c N^beta`` by weighted least squares of ``log |bias_N|``
+on ``log N``. The weights are the inverse delta-method variances of ``log |bias_N|``::
+
+    Var(log |bias_N|) ~= stderr_N^2 / bias_N^2,      w_N = bias_N^2 / stderr_N^2
+
+so rows where the gap is not resolved (``|bias_N| <~ 2 stderr_N``: the log of the absolute value
+of noise) get little weight. The confidence interval of ``beta`` is a percentile bootstrap over
+replicates (resample the ``R`` replicates within every ``N``, recompute the gaps, their standard
+errors, the weights and the fit). The same fit is made for ``rmse_N`` (delta-method variance
+``Var((G-g)^2) / (4 R rmse^2)``) and for ``|eps_N - eps_MF|`` when a mean-field deviation gain is
+given. A smooth functional of the empirical measure has bias ``O(1/N)`` (``beta = -1``) and
+fluctuation ``O(1/sqrt N)`` (RMSE ``beta = -1/2``).
+
+Example::
+
+    from mfid import BeachBar
+    from mfid.approximation import game_sampler, gap_study
+    game = BeachBar.create(num_states=10, horizon=5)
+    pi = jnp.full((5, 10, 3), 1 / 3)
+    sampler, g, eps = game_sampler(game, pi, None)
+    study = gap_study(sampler, g, [10, 100, 1000], reps=50, key=jax.random.key(0),
+                      mean_field_deviation=eps)
+    study.exponent, study.exponent_ci
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mfid.finite import check_count, check_policy, deviation_gain
+from mfid.game import MeanFieldGame
+
+__all__ = [
+    "GapRow",
+    "GapStudy",
+    "fit_exponent",
+    "bootstrap_exponent",
+    "summarize",
+    "gap_study",
+    "game_sampler",
+    "check_ns",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class GapRow:
+    """One population size: mean ``value`` of ``G_N``, ``gap = value - g`` and its ``stderr``,
+    ``rmse`` of ``G_N - g``, deviation gain ``eps_N`` and its stderr (``nan`` when not
+    estimated), ``resolved`` = ``|gap| > 2 stderr``, ``reps`` replicates."""
+
+    n: int
+    value: float
+    gap: float
+    stderr: float
+    rmse: float
+    deviation_gain: float
+    deviation_stderr: float
+    resolved: bool
+    reps: int
+
+
+@dataclasses.dataclass(frozen=True)
+class GapStudy:
+    """Result of :func:`gap_study` / :func:`summarize`. Exponents are slopes of ``log`` error
+    on ``log N`` (``-0.5`` means ``1/sqrt N``); CIs are bootstrap percentile intervals."""
+
+    setting: str
+    mean_field: float
+    mean_field_deviation: float
+    rows: tuple
+    exponent: float
+    exponent_ci: tuple
+    rmse_exponent: float
+    rmse_exponent_ci: tuple
+    deviation_exponent: float
+    deviation_exponent_ci: tuple
+    level: float
+
+    def to_json(self) -> dict:
+        """Plain-JSON dict (``nan`` as ``None``)."""
+
+        def clean(x):
+            if isinstance(x, float) and not np.isfinite(x):
+                return None
+            if isinstance(x, (tuple, list)):
+                return [clean(v) for v in x]
+            return x
+
+        return {
+            "setting": self.setting,
+            "mean_field": clean(self.mean_field),
+            "mean_field_deviation_gain": clean(self.mean_field_deviation),
+            "rows": [{k: clean(v) for k, v in dataclasses.asdict(r).items()} for r in self.rows],
+            "exponent": clean(self.exponent),
+            "exponent_ci": clean(self.exponent_ci),
+            "exponent_of": "mean bias |E G_N - g| (weighted log-log least squares)",
+            "rmse_exponent": clean(self.rmse_exponent),
+            "rmse_exponent_ci": clean(self.rmse_exponent_ci),
+            "deviation_exponent": clean(self.deviation_exponent),
+            "deviation_exponent_ci": clean(self.deviation_exponent_ci),
+            "ci_level": self.level,
+        }
+
+
+def check_ns(ns) -> list[int]:
+    """The ``N`` grid as a sorted list of distinct integers ``>= 1`` (``ValueError`` otherwise)."""
+    ns = list(ns)
+    if not ns:
+        raise ValueError("n must be a non-empty list of population sizes")
+    out = [check_count(n, "n") for n in ns]
+    if len(set(out)) != len(out):
+        raise ValueError(f"n must not repeat population sizes, got {out}")
+    return sorted(out)
+
+
+def fit_exponent(ns, err, stderr):
+    """Weighted least squares of ``log err`` on ``log N`` with weights ``err^2 / stderr^2``.
+
+    Vectorised over leading axes of ``err``/``stderr`` (shape ``(..., len(ns))``). Returns
+    ``(slope, intercept)``; points with ``err <= 0`` or non-finite weight are dropped, and the
+    slope is ``nan`` when fewer than two points remain.
+    """
+    x = np.log(np.asarray(ns, dtype=np.float64))
+    err = np.asarray(err, dtype=np.float64)
+    se = np.asarray(stderr, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.log(err)
+        w = (err / se) ** 2
+    ok = (err > 0) & np.isfinite(y) & np.isfinite(w) & (w > 0)
+    w = np.where(ok, w, 0.0)
+    y = np.where(ok, y, 0.0)
+    sw = w.sum(-1)
+    npts = ok.sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xm = (w * x).sum(-1) / sw
+        ym = (w * y).sum(-1) / sw
+        sxx = (w * (x - xm[..., None]) ** 2).sum(-1)
+        sxy = (w * (x - xm[..., None]) * (y - ym[..., None])).sum(-1)
+        slope = sxy / sxx
+    slope = np.where(npts >= 2, slope, np.nan)
+    return slope, ym - slope * xm
+
+
+def _stats(samples, g):
+    """Bias, its stderr, RMSE and its delta-method stderr for samples ``(..., R)``."""
+    R = samples.shape[-1]
+    dev = samples - g
+    bias = dev.mean(-1)
+    se = samples.std(-1, ddof=1) / np.sqrt(R) if R > 1 else np.full(bias.shape, np.nan)
+    sq = dev**2
+    msq = sq.mean(-1)
+    rmse = np.sqrt(msq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se_msq = sq.std(-1, ddof=1) / np.sqrt(R) if R > 1 else np.full(bias.shape, np.nan)
+        se_rmse = se_msq / (2.0 * rmse)
+    return bias, se, rmse, se_rmse
+
+
+def bootstrap_exponent(ns, samples, g, *, stat: str = "bias", n_boot: int = 1000, seed=0):
+    """Bootstrap distribution of the fitted exponent: ``n_boot`` slopes.
+
+    ``samples``: list (one per ``N``) of arrays of replicates; ``stat``: ``"bias"`` (fit
+    ``|mean - g|``) or ``"rmse"``. Replicates are resampled with replacement within every ``N``.
+    """
+    if stat not in ("bias", "rmse"):
+        raise ValueError(f"stat must be 'bias' or 'rmse', got {stat!r}")
+    n_boot = check_count(n_boot, "n_boot")
+    rng = np.random.default_rng(seed)
+    errs, ses = [], []
+    for x in samples:
+        x = np.asarray(x, dtype=np.float64)
+        idx = rng.integers(0, x.shape[0], size=(n_boot, x.shape[0]))
+        bias, se, rmse, se_rmse = _stats(x[idx], g)
+        errs.append(np.abs(bias) if stat == "bias" else rmse)
+        ses.append(se if stat == "bias" else se_rmse)
+    return fit_exponent(ns, np.stack(errs, -1), np.stack(ses, -1))[0]
+
+
+def _fit_with_ci(ns, samples, g, stat, n_boot, level, seed):
+    bias, se, rmse, se_rmse = zip(
+        *(_stats(np.asarray(x, np.float64), g) for x in samples), strict=True
+    )
+    err = np.abs(bias) if stat == "bias" else np.asarray(rmse)
+    s = np.asarray(se) if stat == "bias" else np.asarray(se_rmse)
+    slope = float(fit_exponent(ns, err, s)[0])
+    boot = bootstrap_exponent(ns, samples, g, stat=stat, n_boot=n_boot, seed=seed)
+    boot = boot[np.isfinite(boot)]
+    if boot.size == 0 or not np.isfinite(slope):
+        return slope, (float("nan"), float("nan"))
+    q = (1.0 - level) / 2.0
+    return slope, (float(np.quantile(boot, q)), float(np.quantile(boot, 1.0 - q)))
+
+
+def summarize(
+    ns: Sequence[int],
+    values: Sequence,
+    g: float,
+    *,
+    gains: Sequence | None = None,
+    mean_field_deviation: float | None = None,
+    setting: str = "",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> GapStudy:
+    """Build a :class:`GapStudy` from replicate samples: ``values[i]`` are the ``G_N`` of
+    ``ns[i]`` (shape ``(R_i,)``), ``gains[i]`` the paired deviation gains (optional)."""
+    if len(values) != len(ns) or (gains is not None and len(gains) != len(ns)):
+        raise ValueError("values (and gains) must have one entry per population size")
+    if not (0.0 < level < 1.0):
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    g = float(g)
+    rows = []
+    for i, n in enumerate(ns):
+        v = np.asarray(values[i], dtype=np.float64)
+        bias, se, rmse, _ = _stats(v, g)
+        if gains is not None:
+            d = np.asarray(gains[i], dtype=np.float64)
+            dg = float(d.mean())
+            dse = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+        else:
+            dg = dse = float("nan")
+        rows.append(
+            GapRow(
+                int(n), float(v.mean()), float(bias), float(se), float(rmse), dg, dse,
+                bool(abs(bias) > 2 * se), int(v.size),
+            )
+        )  # fmt: skip
+    exp, ci = _fit_with_ci(ns, values, g, "bias", n_boot, level, seed)
+    rexp, rci = _fit_with_ci(ns, values, g, "rmse", n_boot, level, seed + 1)
+    eps = float("nan") if mean_field_deviation is None else float(mean_field_deviation)
+    if gains is not None and np.isfinite(eps):
+        dexp, dci = _fit_with_ci(ns, gains, eps, "bias", n_boot, level, seed + 2)
+    else:
+        dexp, dci = float("nan"), (float("nan"), float("nan"))
+    return GapStudy(setting, g, eps, tuple(rows), exp, ci, rexp, rci, dexp, dci, level)
+
+
+def gap_study(
+    sampler: Callable,
+    g: float,
+    ns: Sequence[int],
+    reps: int,
+    key,
+    *,
+    mean_field_deviation: float | None = None,
+    setting: str = "",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    progress: bool | None = None,
+) -> GapStudy:
+    """Run ``sampler(n, reps, key) -> (values (reps,), gains (reps,) or None)`` for every ``n``
+    in ``ns`` (independent keys) and summarise (see module docstring and :func:`summarize`).
+    ``progress=None`` shows a progress bar on a terminal only."""
+    from mfid.progress import Progress
+
+    ns = check_ns(ns)
+    reps = check_count(reps, "reps", minimum=2)
+    values, gains = [], []
+    keys = jax.random.split(key, len(ns))
+    disable = None if progress is None else not progress
+    with Progress(total=len(ns), desc=f"validate {setting}".strip(), disable=disable) as bar:
+        for n, k in zip(ns, keys, strict=True):
+            v, d = sampler(n, reps, k)
+            values.append(np.asarray(v, dtype=np.float64))
+            gains.append(None if d is None else np.asarray(d, dtype=np.float64))
+            bar.update(n=1, N=n, gap=float(values[-1].mean() - g))
+    if any(d is None for d in gains):
+        gains = None
+    return summarize(
+        ns, values, g, gains=gains, mean_field_deviation=mean_field_deviation,
+        setting=setting, n_boot=n_boot, level=level,
+    )  # fmt: skip
+
+
+def game_sampler(game: MeanFieldGame, policy, theta, *, deviator=None, estimator: str = "auto"):
+    """Sampler for :func:`gap_study` on any PMFG via :mod:`mfid.finite`.
+
+    ``G_N`` is the per-capita (unregularised) return ``(1/N) sum_i sum_h r_{h,i}``, whose
+    mean-field value is ``g = mu0 . V^pi_0`` at ``tau = 0``. The deviation gain is that of agent 0
+    playing ``deviator`` (default: the *unregularised* best response ``argmax q*`` to
+    ``Lambda(pi)``; at a regularised equilibrium the regularised best response is ``pi`` itself,
+    so its gain is zero by construction); its mean-field value is
+    ``eps_MF = V(Lambda(pi), deviator) - V(Lambda(pi), pi)`` at ``tau = 0`` (the unregularised
+    exploitability ``E^0(pi)`` for the default deviator). ``estimator``: ``"conditional"``
+    (:func:`mfid.finite.conditional_deviation_gain`, agent 0's randomness integrated out; needs a
+    kernel independent of ``L``), ``"sampled"`` (:func:`mfid.finite.deviation_gain`, common random
+    numbers) or ``"auto"`` (conditional when the game allows it). Returns ``(sampler, g, eps_MF)``.
+    """
+    from mfid.finite import (
+        _check_population_independent_kernel,
+        conditional_deviation_gain,
+        simulate,
+    )
+    from mfid.values import best_response, policy_value
+
+    if estimator not in ("auto", "sampled", "conditional"):
+        raise ValueError(f"estimator must be 'auto', 'sampled' or 'conditional', got {estimator!r}")
+    shape = (game.horizon, game.num_states, game.num_actions)
+    policy = check_policy(policy, shape, "policy")
+    zero = jnp.zeros((), policy.dtype)
+    if deviator is None:
+        deviator = best_response(game, policy, theta, zero)
+    deviator = check_policy(deviator, shape, "deviator")
+    g = float(policy_value(game, policy, theta, zero))
+    eps = float(policy_value_against(game, deviator, policy, theta)) - g
+    if estimator == "auto":
+        try:
+            _check_population_independent_kernel(game, theta, policy.dtype)
+            estimator = "conditional"
+        except ValueError:
+            estimator = "sampled"
+
+    def sampler(n, reps, key):
+        if estimator == "conditional":
+            k1, k2 = jax.random.split(key)
+            values = simulate(game, policy, theta, n, reps, k1).value
+            d, _ = conditional_deviation_gain(game, policy, theta, n, reps, k2, deviator=deviator)
+            return values, d
+        d, sample = deviation_gain(game, policy, theta, n, reps, key, deviator=deviator)
+        return sample.value, d
+
+    sampler.estimator = estimator
+    return sampler, g, eps
+
+
+def policy_value_against(game: MeanFieldGame, policy, population, theta):
+    """Unregularised value ``mu0 . V^{policy}_0`` of one agent playing ``policy`` in the flow
+    ``Lambda(population)`` of everyone else (``tau = 0``)."""
+    from mfid.flow import rollout
+    from mfid.values import evaluate_policy
+
+    _, dyn = rollout(game, population, theta)
+    _, V = evaluate_policy(dyn, policy, jnp.zeros((), policy.dtype))
+    return game.mu0.astype(V.dtype) @ V[0]
