@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Self, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # typing.Self is Python >= 3.11; annotations are not evaluated at runtime
+    from typing import Self
 
 __all__ = ["Progress"]
 
