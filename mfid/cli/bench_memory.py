@@ -64,9 +64,20 @@ def beach_bar(horizon: int | None = None) -> BenchGame:
     return BenchGame(game, _beach_bar_objective, jnp.zeros(20), 0.1, 0.3, desc)
 
 
-# name -> factory(horizon: int | None) -> BenchGame. Other games (e.g. the auction settings)
-# register here.
-GAMES: dict[str, Callable[[int | None], BenchGame]] = {"beach-bar": beach_bar}
+def auction_a1(horizon: int | None = None) -> BenchGame:
+    """Setting A1 of the batched auction (K = M = 100, neural mechanism of width 256, revenue),
+    H = 4 rounds by default, tau = 1e-3, eta = 10 (the paper's memory/time vs H table)."""
+    from auctions.objectives import revenue_objective
+    from auctions.settings import make
+
+    st = make("A1", horizon=horizon)
+    H = st.game.horizon
+    desc = {"name": "A1", "num_values": 100, "num_bids": 100, "horizon": H, "width": 256}
+    return BenchGame(st.game, revenue_objective(st.game), st.theta0, 1e-3, 10.0, desc)
+
+
+# name -> factory(horizon: int | None) -> BenchGame. Other games register here.
+GAMES: dict[str, Callable[[int | None], BenchGame]] = {"beach-bar": beach_bar, "A1": auction_a1}
 
 
 def register_bench(sub) -> None:
@@ -103,6 +114,18 @@ def _int_list(text: str, name: str) -> list[int]:
     return vals
 
 
+def _fits(temp_bytes: int, fraction: float = 0.5) -> bool:
+    """Whether a compiled call's temporary memory fits in ``fraction`` of the free RAM (a call
+    that does not is reported as ``did_not_fit`` instead of being run)."""
+    import os
+
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return True
+    return temp_bytes <= fraction * free
+
+
 def measure(bench: BenchGame, mode: str, T: int, repeats: int = 3) -> dict:
     """One row: XLA temporary bytes and best-of-``repeats`` seconds of one gradient."""
     from solvers.gradients import GRADIENT_STATUS, amid_segment, lower_value_and_grad
@@ -114,6 +137,18 @@ def measure(bench: BenchGame, mode: str, T: int, repeats: int = 3) -> dict:
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     mem = compiled.memory_analysis()
+    if not _fits(mem.temp_size_in_bytes):
+        return {
+            "mode": mode,
+            "T": T,
+            "H": int(bench.game.horizon),
+            "temp_bytes": int(mem.temp_size_in_bytes),
+            "seconds": None,
+            "compile_seconds": compile_s,
+            "segment": amid_segment(T) if mode == "amid" else None,
+            "status": "did_not_fit",
+            "fixed_point_residual": None,
+        }
     out = compiled(*args)
     out[0].block_until_ready()
     best = float("inf")
@@ -149,7 +184,8 @@ def _figure(path: Path, rows: list[dict], x: str, title: str) -> None:
         rs = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r[x])
         xs = np.array([r[x] for r in rs], float)
         axes[0].loglog(xs, [r["temp_bytes"] / 2**20 for r in rs], "o-", label=mode)
-        axes[1].loglog(xs, [r["seconds"] for r in rs], "o-", label=mode)
+        secs = [np.nan if r["seconds"] is None else r["seconds"] for r in rs]
+        axes[1].loglog(xs, secs, "o-", label=mode)
     xs = np.array(sorted({r[x] for r in rows}), float)
     if len(xs) > 1 and x == "T":
         ref = [r for r in rows if r["mode"] == modes[0] and r[x] == xs[0]]
@@ -221,7 +257,8 @@ def run_bench_memory(args) -> int:
         figures.append(str(plot_h))
     for r in rows:
         print(
-            f"{r['mode']:>9} T={r['T']:>5}  temp {r['temp_bytes'] / 2**20:9.2f} MiB  {r['seconds']:.4f} s"
+            f"{r['mode']:>9} T={r['T']:>5}  temp {r['temp_bytes'] / 2**20:9.2f} MiB  "
+            + ("did not fit" if r["seconds"] is None else f"{r['seconds']:.4f} s")
         )
     print(f"wrote {path} and {', '.join(figures)}")
     return 0
