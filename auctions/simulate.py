@@ -25,7 +25,8 @@ smallest key is found without sorting by a radix select (for large N two passes 
 histogram, high 16 bits then low 16 bits inside the selected bucket; for N < 2^15 four passes of
 256 bins); bidders whose 32-bit keys
 coincide exactly with the selected key (probability about ``T^2 / 2^33`` for ``T`` tied bidders
-that any duplicate exists at all) are taken in index order. Work is ``O(N)`` per round.
+that any duplicate exists at all) are taken in index order (further radix passes over the agent
+index). Work is ``O(N)`` per round.
 
 **Bids** are drawn with Walker/Vose alias tables built once per call from the (fixed) policy:
 one uniform ``u`` gives the column ``j = floor(u M)`` and the fraction ``f = u M - j``; the bid is
@@ -147,22 +148,28 @@ def _radix_bits(n: int) -> int:
 
 
 def _select_smallest(mask, keys, k, bits: int = 16):
-    """Boolean ``(N,)``: the ``k`` entries of ``mask`` with the smallest uint32 ``keys``
-    (exact duplicates by index). Radix select from the most significant digit, ``32 / bits``
-    passes of a ``2^bits``-bin histogram: ``O(N)`` work, no sort."""
+    """Boolean ``(N,)``: the ``k`` entries of ``mask`` with the smallest uint32 ``keys``, exact
+    duplicates taken in index order. Radix select on the pair ``(key, index)`` from the most
+    significant digit: ``32 / bits`` passes over the key and ``ceil(log2 N / bits)`` over the
+    index, each a ``2^bits``-bin histogram: ``O(N)`` work, no sort."""
     B = 1 << bits
+    n = mask.shape[0]
+    index = jnp.arange(n, dtype=jnp.uint32)
+    index_bits = max(1, int(np.ceil(np.log2(max(n, 2)))))
+    index_passes = -(-index_bits // bits)
+    digits = [(keys, shift) for shift in range(32 - bits, -1, -bits)]
+    digits += [(index, shift) for shift in range((index_passes - 1) * bits, -1, -bits)]
     won = jnp.zeros_like(mask)
     cur = mask
-    for shift in range(32 - bits, -1, -bits):
-        digit = ((keys >> shift) & (B - 1)).astype(jnp.int32)
+    for word, shift in digits:
+        digit = ((word >> shift) & (B - 1)).astype(jnp.int32)
         hist = jnp.bincount(jnp.where(cur, digit, B), length=B + 1)[:B]
         cum = jnp.cumsum(hist)
         d = jnp.minimum(jnp.sum(cum < k), B - 1)  # first digit whose cumulative count >= k
         won = won | (cur & (digit < d))
         k = k - (cum[d] - hist[d])
         cur = cur & (digit == d)
-    rank = jnp.cumsum(cur) - 1
-    return won | (cur & (rank < k))
+    return won | (cur & (k > 0))
 
 
 def allocate(bids, active, need, keys, num_bids: int, bits: int = 16):
@@ -209,7 +216,8 @@ def _one_auction(game, tables, theta, key, n: int, single_minded: bool):
     def step(carry, xs):
         s, items = carry
         h, kh = xs
-        bits = jax.random.bits(kh, (rows, n), jnp.uint32)
+        kb = jax.random.split(kh, rows)  # one (n,) draw per key: faster than one (rows, n) draw
+        bits = [jax.random.bits(kb[i], (n,), jnp.uint32) for i in range(rows)]
         u = bits[0].astype(dtype) * scale
         row = h * S + s
         a = _alias_draw(prob, alias, row, u)
