@@ -194,3 +194,19 @@ def test_bad_arguments_raise(kwargs, match):
     theta = args.pop("theta")
     with pytest.raises(ValueError, match=match):
         value_and_grad(bb_game(), bb_objective, theta, **args)
+
+
+def test_cli_bench_memory_writes_rows_and_figure(tmp_path):
+    import json
+
+    from mfid.cli import main
+
+    path = tmp_path / "bench.json"
+    argv = ["bench", "memory", "--T", "16,64", "--modes", "unrolled", "--repeats", "1"]
+    assert main(argv + ["--json", str(path), "--no-progress"]) == 0
+    rows = json.loads(path.read_text())["rows"]
+    assert [(r["mode"], r["T"]) for r in rows] == [("unrolled", 16), ("unrolled", 64)]
+    assert all(r["temp_bytes"] > 0 and r["seconds"] > 0 for r in rows)
+    assert 2.0 < rows[1]["temp_bytes"] / rows[0]["temp_bytes"] < 6.0  # O(T): T grows 4x
+    assert path.with_suffix(".png").stat().st_size > 1000
+    assert main(["bench", "memory", "--game", "nope", "--json", str(path)]) == 2
