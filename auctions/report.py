@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import optax
 
 from auctions.bound import entropy_slack, max_entropy_slack
 from auctions.mechanisms import FirstPrice
@@ -45,6 +46,20 @@ def first_price_game(game):
         markets = [game.market(d).replace(mechanism=fp) for d in range(D)]
         return MarketMixture.stack(markets)
     return game.replace(mechanism=FirstPrice(game.num_actions, game.horizon))
+
+
+def _optimizer(method: str, peak: float, steps: int):
+    """Adam (SGD for 0-SGD) with a warm-up/cosine schedule: ``peak / 10`` -> ``peak`` over the
+    first eighth of the steps, cosine decay back to ``peak / 10`` at the end (the same schedule
+    for every gradient-based method)."""
+    sched = optax.warmup_cosine_decay_schedule(
+        init_value=peak / 10,
+        peak_value=peak,
+        warmup_steps=max(1, steps // 8),
+        decay_steps=max(2, steps),
+        end_value=peak / 10,
+    )
+    return optax.sgd(sched) if method == "zeroth-sgd" else optax.adam(sched)
 
 
 def _equilibrium(game, theta, tau, eta, iters):
@@ -105,6 +120,7 @@ def run_revenue_design(
         for m in methods:
             n = steps if m == "amid" else max(1, steps // evaluations_per_step(m))
             lr = learning_rate if (m == "amid" or zo_learning_rate is None) else zo_learning_rate
+            optimizer = None if m == "anneal" else _optimizer(m, lr, n)
             stamps: list[float] = []
             t = time.perf_counter()
             res = design(
@@ -119,6 +135,7 @@ def run_revenue_design(
                 iters=iters,
                 val_iters=val_iters,
                 learning_rate=lr,
+                optimizer=optimizer,
                 key=seed,
                 warm_start=warm_start,
                 progress=progress,
@@ -367,7 +384,9 @@ def _markdown(s: dict, result: dict, figs: list[str]) -> str:
         f"- Equal budgets: {s['steps']} objective evaluations per method and seed "
         f"(an exact AMID gradient step counts 1, a zeroth-order step 3); seeds: {s['seeds']} "
         "(network initialisation and optimiser randomness).",
-        f"- Learning rate (Adam): {s['learning_rate']} (AMID), {s['zo_learning_rate']} (zeroth order).",
+        f"- Optimiser: Adam (SGD for 0-SGD) with a warm-up/cosine schedule peaking at "
+        f"{s['learning_rate']} (AMID) and {s['zo_learning_rate']} (zeroth order), from and back "
+        "to a tenth of the peak; ANNEAL: radius 0.1.",
     ]
     if s.get("draws"):
         lines.append(
