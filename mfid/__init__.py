@@ -5,7 +5,9 @@ values, best responses and exploitability, and ready games (:class:`BeachBar`). 
 the sibling package ``solvers`` and the batched-auction game in ``auctions``.
 """
 
+from mfid.approximation import GapRow, GapStudy, fit_exponent, game_sampler, gap_study, summarize
 from mfid.beach_bar import BeachBar, ShiftKernel, congestion
+from mfid.finite import FiniteSample, conditional_deviation_gain, deviation_gain, simulate
 from mfid.flow import population_flow, rollout
 from mfid.game import PMFG, Dynamics, MeanFieldGame, check_theta, is_concrete
 from mfid.kernel import DenseKernel, Kernel, check_kernel
@@ -42,4 +44,14 @@ __all__ = [
     "q_values",
     "soft_argmax",
     "soft_max",
+    "GapRow",
+    "GapStudy",
+    "fit_exponent",
+    "game_sampler",
+    "gap_study",
+    "summarize",
+    "FiniteSample",
+    "conditional_deviation_gain",
+    "deviation_gain",
+    "simulate",
 ]

@@ -171,7 +171,7 @@ def plot_study(study, path: Path) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("N")
         ax.set_ylabel("deviation gain of agent 0")
-        ax.set_title("best-response deviation (common random numbers)")
+        ax.set_title("gain of agent 0 switching to the mean-field best response")
         ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
