@@ -363,7 +363,9 @@ def conditional_deviation_gain(
 
     Per replicate ``d_r = value(deviator) - value(policy)`` on the same sampled counts, an
     unbiased estimator of the N-player gain whose variance comes only from the others'
-    fluctuations. ``deviator`` defaults to the mean-field best response at ``tau``. Returns
+    fluctuations. The reward tables cost ``O(H (S A)^2)`` per replicate (one evaluation of the
+    game's reward per ``(s, a)`` and round), so this estimator is meant for small games such as
+    the beach bar. ``deviator`` defaults to the mean-field best response at ``tau``. Returns
     ``(d (reps,), conforming value (reps,))``; ``ValueError`` for a game whose kernel depends on
     ``L`` (checked at two distributions) or that carries an aggregate.
     """
@@ -379,6 +381,7 @@ def conditional_deviation_gain(
         deviator = best_response(game, policy, theta, jnp.asarray(tau, policy.dtype))
     policy0 = check_policy(deviator, shape, "deviator").astype(policy.dtype)
     _check_population_independent_kernel(game, theta, policy.dtype)
-    batch = replicate_batch(max(n, game.num_states * game.num_actions), reps, batch_elems)
+    SA = game.num_states * game.num_actions
+    batch = replicate_batch(n + game.horizon * SA * SA, reps, batch_elems)
     tau_ = jnp.asarray(tau, policy.dtype)
     return _conditional(game, policy, policy0, theta, key, tau_, n, reps, batch)
