@@ -14,7 +14,16 @@ from jax import lax
 
 from mfid.game import Dynamics, MeanFieldGame
 
-__all__ = ["population_flow", "rollout"]
+__all__ = ["population_flow", "rollout", "round_unroll"]
+
+# Games with few rounds (auctions: H = 4..6) are unrolled completely: XLA then fuses across
+# rounds, which removes most of the per-round loop overhead of these small kernels.
+_FULL_UNROLL_MAX_ROUNDS = 8
+
+
+def round_unroll(horizon: int) -> int:
+    """How many rounds a scan over ``horizon`` rounds unrolls per loop iteration."""
+    return horizon if horizon <= _FULL_UNROLL_MAX_ROUNDS else 1
 
 
 def rollout(game: MeanFieldGame, policy, theta) -> tuple[jnp.ndarray, Dynamics]:
@@ -34,7 +43,7 @@ def rollout(game: MeanFieldGame, policy, theta) -> tuple[jnp.ndarray, Dynamics]:
 
     mu0 = game.mu0.astype(policy.dtype)
     carry0 = (mu0, game.initial_aggregate(theta))
-    _, (L, dyn) = lax.scan(step, carry0, (jnp.arange(H), policy))
+    _, (L, dyn) = lax.scan(step, carry0, (jnp.arange(H), policy), unroll=round_unroll(H))
     return L, dyn
 
 

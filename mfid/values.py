@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from mfid.flow import rollout
+from mfid.flow import rollout, round_unroll
 from mfid.game import Dynamics, MeanFieldGame
 
 __all__ = [
@@ -64,7 +64,9 @@ def evaluate_policy(dyn: Dynamics, policy, tau, log_policy=None):
         return V, (q, V)
 
     logpi = log_policy if log_policy is not None else jnp.log(jnp.where(policy > 0, policy, 1.0))
-    _, (q, V) = lax.scan(step, jnp.zeros(S, policy.dtype), (dyn, policy, logpi), reverse=True)
+    xs = (dyn, policy, logpi)
+    unroll = round_unroll(policy.shape[0])
+    _, (q, V) = lax.scan(step, jnp.zeros(S, policy.dtype), xs, reverse=True, unroll=unroll)
     return q, V
 
 
@@ -76,7 +78,8 @@ def best_response_values(dyn: Dynamics, tau, num_states: int, dtype=jnp.float64)
         V = soft_max(q, tau)
         return V, (q, V)
 
-    _, (q, V) = lax.scan(step, jnp.zeros(num_states, dtype), dyn, reverse=True)
+    unroll = round_unroll(dyn.reward.shape[0])
+    _, (q, V) = lax.scan(step, jnp.zeros(num_states, dtype), dyn, reverse=True, unroll=unroll)
     return q, V
 
 
