@@ -88,6 +88,8 @@ class DesignResult:
     objective and exploitability at ``theta0`` / ``theta`` after ``val_iters`` OMD steps from the
     uniform policy. ``status``: ``"ok"`` or ``"nonfinite"`` (the loop stopped at a non-finite
     value). ``resumed_from``: the step a checkpoint restored (0 for a fresh run).
+    ``selected``: ``"best"`` when ``theta`` is the best evaluated iterate (``keep_best``),
+    ``"last"`` otherwise; ``best_value``: the best ``G_T`` seen during the run.
     """
 
     theta: Any
@@ -105,6 +107,8 @@ class DesignResult:
     status: str
     resumed_from: int
     steps: int
+    selected: str = "last"
+    best_value: float = float("nan")
 
     @property
     def total_evaluations(self) -> int:
@@ -138,9 +142,10 @@ def _loss_value(game, objective, theta, zeta0, tau, eta, cfg: _Config):
 
 @partial(jax.jit, static_argnames=("objective", "optimizer", "cfg"))
 def _design_step(game, state, tau, eta, hyper, *, objective, optimizer, cfg: _Config):
-    """One design step; ``state = (theta, opt_state, zeta, key)``. Returns the new state and
-    ``(objective, exploitability, grad_norm, status)`` at ``theta_k``."""
-    theta, opt_state, zeta, key = state
+    """One design step; ``state = (theta, opt_state, zeta, key, best_theta, best_value)``.
+    Returns the new state and ``(objective, exploitability, grad_norm, status)`` at
+    ``theta_k``; ``best_theta`` is the evaluated ``theta`` with the best ``G_T`` so far."""
+    theta, opt_state, zeta, key, best_theta, best_value = state
     sign = -1.0 if cfg.maximize else 1.0
     key, sub = jax.random.split(key)
     fixed_point_tol, u, sigma = hyper
@@ -185,7 +190,11 @@ def _design_step(game, state, tau, eta, hyper, *, objective, optimizer, cfg: _Co
     )
     status = jnp.where(finite, status, NONFINITE)
     new_zeta = zT if cfg.warm_start else jnp.zeros_like(zeta)
-    return (new_theta, opt_state, new_zeta, key), (value, expl, gnorm, status)
+    better = sign * value < sign * best_value  # False for a NaN value
+    best_theta = jax.tree_util.tree_map(lambda b, t: jnp.where(better, t, b), best_theta, theta)
+    best_value = jnp.where(better, value, best_value)
+    new_state = (new_theta, opt_state, new_zeta, key, best_theta, best_value)
+    return new_state, (value, expl, gnorm, status)
 
 
 @functools.lru_cache(maxsize=16)
@@ -285,6 +294,7 @@ def design(
     checkpoint_every: int = 10,
     progress: bool = True,
     callback: Callable[[int, dict], None] | None = None,
+    keep_best: bool = False,
 ) -> DesignResult:
     """Optimise ``theta`` for ``steps`` steps (see the module docstring for the update).
 
@@ -296,12 +306,17 @@ def design(
     ``num_directions`` (``zeroth-*``), radius ``sigma`` (``anneal``). ``key``: int seed or PRNG
     key. ``callback(step, metrics)`` is called after every step (``metrics``: objective,
     exploitability, grad_norm, evaluations). The ``implicit`` method raises ``ValueError`` at
-    the first step where OMD has not converged to ``fixed_point_tol``.
+    the first step where OMD has not converged to ``fixed_point_tol``. ``keep_best=True``
+    returns (and evaluates) the ``theta_k`` with the best ``G_T(theta_k)`` seen during the run
+    instead of the last iterate, as ANNEAL does by construction; the choice survives
+    checkpoint/resume.
     """
     if method not in DESIGN_METHODS:
         raise ValueError(f"method must be one of {DESIGN_METHODS}, got {method!r}")
     if not isinstance(maximize, bool):
         raise ValueError(f"maximize must be True or False, got {maximize!r}")  # noqa: TRY004
+    if not isinstance(keep_best, bool):
+        raise ValueError(f"keep_best must be True or False, got {keep_best!r}")
     for name, val in (
         ("steps", steps),
         ("val_iters", val_iters),
@@ -341,7 +356,8 @@ def design(
         int(linear_maxiter),
     )
     shape = (game.horizon, game.num_states, game.num_actions)
-    state = (theta, opt.init(theta), jnp.zeros(shape, dtype), _as_raw_key(key))
+    worst = jnp.asarray(-jnp.inf if maximize else jnp.inf, dtype)
+    state = (theta, opt.init(theta), jnp.zeros(shape, dtype), _as_raw_key(key), theta, worst)
     tau_, eta_ = jnp.asarray(tau, dtype), jnp.asarray(eta, dtype)
     hyper = tuple(jnp.asarray(x, dtype) for x in (fixed_point_tol, u, sigma))
     evals_step = 1 if method in GRADIENT_MODES else evaluations_per_step(method, num_directions)
@@ -401,7 +417,7 @@ def design(
                 _save_checkpoint(ckpt, state, k + 1, trace, fp)
             if callback is not None:
                 callback(k, metrics)
-    theta = state[0]
+    theta = state[4] if keep_best and np.isfinite(float(state[5])) else state[0]
     final_value, final_expl, _ = evaluate_design(
         game, objective, theta, tau=tau, eta=eta, iters=val_iters
     )
@@ -421,4 +437,6 @@ def design(
         status=status,
         resumed_from=start,
         steps=len(trace["objective"]),
+        selected="best" if theta is state[4] else "last",
+        best_value=float(state[5]),
     )

@@ -31,7 +31,14 @@ from mfid.flow import rollout
 from mfid.game import MeanFieldGame, check_theta, is_concrete
 from mfid.values import _exploitability_from, evaluate_policy
 
-__all__ = ["OMDResult", "omd_update", "solve_omd", "check_omd_args", "STATUS_NAMES"]
+__all__ = [
+    "STATUS_NAMES",
+    "OMDResult",
+    "check_omd_args",
+    "omd_update",
+    "policy_from_logits",
+    "solve_omd",
+]
 
 CONVERGED, MAX_ITERATIONS, NONFINITE = 0, 1, 2
 STATUS_NAMES = {CONVERGED: "converged", MAX_ITERATIONS: "max_iterations", NONFINITE: "nonfinite"}
@@ -65,21 +72,27 @@ class OMDResult:
         return int(self.status) == CONVERGED
 
 
+def policy_from_logits(zeta):
+    """``(softmax(zeta), log_softmax(zeta))`` over the last axis with one ``exp`` per entry."""
+    shifted = zeta - lax.stop_gradient(jnp.max(zeta, axis=-1, keepdims=True))
+    e = jnp.exp(shifted)
+    total = jnp.sum(e, axis=-1, keepdims=True)
+    return e / total, shifted - jnp.log(total)
+
+
 def omd_update(game: MeanFieldGame, theta, zeta, tau, eta):
     """One OMD step ``zeta <- (1 - eta tau) zeta + eta q^tau(Lambda(pi), pi)``, ``pi = softmax(zeta)``.
 
     Shapes: ``zeta (H, S, A)``; returns the new logits of the same shape.
     """
-    logpi = jax.nn.log_softmax(zeta, axis=-1)
-    pi = jnp.exp(logpi)
+    pi, logpi = policy_from_logits(zeta)
     _, dyn = rollout(game, pi, theta)
     q, _ = evaluate_policy(dyn, pi, tau, logpi)
     return (1.0 - eta * tau) * zeta + eta * q
 
 
 def _final(game, theta, zeta, tau):
-    logpi = jax.nn.log_softmax(zeta, axis=-1)
-    pi = jnp.exp(logpi)
+    pi, logpi = policy_from_logits(zeta)
     L, dyn = rollout(game, pi, theta)
     return pi, L, _exploitability_from(game, dyn, pi, tau, logpi)
 

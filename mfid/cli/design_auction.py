@@ -55,6 +55,11 @@ def register_design(sub) -> None:
         action="store_true",
         help="warm-start OMD from the previous design step (default: from the uniform policy)",
     )
+    p.add_argument(
+        "--last-iterate",
+        action="store_true",
+        help="report each run's last mechanism (default: the best one by the surrogate G_T)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_design_auction)
 
@@ -86,6 +91,7 @@ def run_design_auction(args) -> int:
         width=args.width,
         draws=args.draws,
         warm_start=args.warm_start,
+        keep_best=not args.last_iterate,
         progress=not args.no_progress,
     )
     out = args.out or f"results/{args.setting}"

@@ -164,3 +164,21 @@ def test_cli_design_beach_bar_writes_report_and_figures(tmp_path):
     for name in report["figures"]:
         assert (out / name).stat().st_size > 1000
     assert main(["design", "beach-bar", "--steps", "0", "--out", str(out)]) == 2
+
+
+def test_keep_best_returns_the_best_evaluated_iterate():
+    from solvers.gradients import design_objective
+
+    kw = {**KW, "learning_rate": 3.0, "warm_start": False}  # large steps overshoot
+    last = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=8, **kw)
+    best = design(
+        game(), congestion_objective, jnp.zeros(10), maximize=False, steps=8, keep_best=True, **kw
+    )
+    np.testing.assert_array_equal(last.objective, best.objective)  # same trajectory
+    assert last.selected == "last" and best.selected == "best"
+    k = int(np.argmin(best.objective))
+    assert best.best_value == pytest.approx(best.objective[k], rel=1e-12)
+    assert best.objective[-1] > best.objective[k]  # the last iterate is not the best one
+    g_t = design_objective(game(), congestion_objective, best.theta, tau=0.1, eta=0.3, iters=150)
+    assert float(g_t) == pytest.approx(best.best_value, rel=1e-12)
+    assert best.final_value < last.final_value
