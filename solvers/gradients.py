@@ -62,7 +62,7 @@ from jax.scipy.sparse.linalg import gmres
 from mfid.flow import rollout
 from mfid.game import MeanFieldGame, check_theta
 from mfid.values import _exploitability_from
-from solvers.omd import check_omd_args, omd_update
+from solvers.omd import check_omd_args, initial_logits, omd_update
 
 __all__ = [
     "GRADIENT_MODES",
@@ -318,15 +318,8 @@ def _prepare(game, theta, zeta0, tau, eta, iters, mode, segment):
     check_gradient_args(tau, eta, iters, mode, segment)
     check_theta(theta)
     game.validate(theta)
-    dtype = jnp.result_type(float)
-    shape = (game.horizon, game.num_states, game.num_actions)
-    if zeta0 is None:
-        zeta0 = jnp.zeros(shape, dtype)
-    else:
-        zeta0 = jnp.asarray(zeta0, dtype)
-        if zeta0.shape != shape:
-            raise ValueError(f"zeta0 must have shape (H, S, A) = {shape}, got {zeta0.shape}")
-    return zeta0, jnp.asarray(tau, dtype), jnp.asarray(eta, dtype)
+    zeta0 = initial_logits(game, zeta0)
+    return zeta0, jnp.asarray(tau, zeta0.dtype), jnp.asarray(eta, zeta0.dtype)
 
 
 def value_and_grad(

@@ -35,6 +35,7 @@ __all__ = [
     "STATUS_NAMES",
     "OMDResult",
     "check_omd_args",
+    "initial_logits",
     "omd_update",
     "policy_from_logits",
     "solve_omd",
@@ -152,6 +153,19 @@ def _solve_tol(game, theta, zeta0, tau, eta, tol, iters: int, check_every: int):
     return OMDResult(pi, L, zeta, expl, t, status, trace, trace_iters), k
 
 
+def initial_logits(game: MeanFieldGame, zeta0=None):
+    """OMD's starting logits: zeros (the uniform policy) or ``zeta0`` checked for shape
+    ``(H, S, A)``, in the default float dtype."""
+    dtype = jnp.result_type(float)
+    shape = (game.horizon, game.num_states, game.num_actions)
+    if zeta0 is None:
+        return jnp.zeros(shape, dtype)
+    zeta0 = jnp.asarray(zeta0, dtype)
+    if zeta0.shape != shape:
+        raise ValueError(f"zeta0 must have shape (H, S, A) = {shape}, got {zeta0.shape}")
+    return zeta0
+
+
 def check_omd_args(tau, eta, iters, name_prefix: str = "") -> None:
     """Raise ``ValueError`` for ``tau < 0``, ``eta <= 0`` or a non-positive iteration count."""
     p = name_prefix
@@ -192,14 +206,8 @@ def solve_omd(
         raise ValueError(f"tol must be >= 0, got {tol!r}")
     check_theta(theta)
     game.validate(theta)
-    dtype = jnp.result_type(float)
-    shape = (game.horizon, game.num_states, game.num_actions)
-    if zeta0 is None:
-        zeta0 = jnp.zeros(shape, dtype)
-    else:
-        zeta0 = jnp.asarray(zeta0, dtype)
-        if zeta0.shape != shape:
-            raise ValueError(f"zeta0 must have shape (H, S, A) = {shape}, got {zeta0.shape}")
+    zeta0 = initial_logits(game, zeta0)
+    dtype = zeta0.dtype
     tau_ = jnp.asarray(tau, dtype)
     eta_ = jnp.asarray(eta, dtype)
     if tol is None:
