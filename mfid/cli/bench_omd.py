@@ -173,25 +173,35 @@ def _plot(rows, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for dt in sorted({r["dtype"] for r in rows}):
-        rs = [r for r in rows if r["dtype"] == dt]
-        x = [r["K"] * r["H"] * 3 for r in rs]
-        ax.loglog(x, [1e3 * r["seconds_per_iter"] for r in rs], "o-", label=f"mfid ({dt})")
-    first = [r for r in rows if r["dtype"] == rows[0]["dtype"]]
-    for key, marker, label in [
-        ("mfglib_published_seconds_per_iter", "s", "MFGLib (published)"),
-        ("mfglib_measured_seconds_per_iter", "D", "MFGLib (this run)"),
+    sizes = list(dict.fromkeys((r["K"], r["H"]) for r in rows))
+    labels = [f"K={k}\nH={h}" for k, h in sizes]
+    series = [
+        (
+            f"mfid ({dt})",
+            {(r["K"], r["H"]): r["seconds_per_iter"] for r in rows if r["dtype"] == dt},
+        )
+        for dt in sorted({r["dtype"] for r in rows})
+    ]
+    for key, label in [
+        ("mfglib_published_seconds_per_iter", "MFGLib (published)"),
+        ("mfglib_measured_seconds_per_iter", "MFGLib (this run)"),
     ]:
-        ref = [r for r in first if key in r]
-        if ref:
-            x = [r["K"] * r["H"] * 3 for r in ref]
-            ax.loglog(x, [1e3 * r[key] for r in ref], marker, color="gray", label=label)
-    ax.set_xlabel("H x S x A (logits per iterate)")
+        vals = {(r["K"], r["H"]): r[key] for r in rows if key in r}
+        if vals:
+            series.append((label, vals))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(series)
+    for j, (label, vals) in enumerate(series):
+        xs = [i + (j - (len(series) - 1) / 2) * width for i, sz in enumerate(sizes) if sz in vals]
+        ys = [1e3 * vals[sz] for sz in sizes if sz in vals]
+        ax.bar(xs, ys, width, label=label)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(sizes)), labels)
+    ax.set_xlabel("beach bar instance (A = 3 actions)")
     ax.set_ylabel("ms per OMD iteration")
     ax.set_title("OMD on beach bar")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
