@@ -90,7 +90,7 @@ def run_revenue_design(
     draws: int = 4,
     warm_start: bool = False,
     keep_best: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> dict:
     """Run the comparison; returns a dict with everything :func:`write_report` needs.
 

@@ -292,7 +292,7 @@ def design(
     linear_maxiter: int = 40,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
-    progress: bool = True,
+    progress: bool | None = None,
     callback: Callable[[int, dict], None] | None = None,
     keep_best: bool = False,
 ) -> DesignResult:
@@ -303,7 +303,8 @@ def design(
     transformation (default ``optax.adam(learning_rate)``; ``optax.sgd`` for ``zeroth-sgd``).
     ``tau``, ``eta``, ``iters`` set the T-step surrogate, ``val_iters`` the evaluation of the
     initial and final ``theta``. Zeroth-order settings: smoothing radius ``u`` and
-    ``num_directions`` (``zeroth-*``), radius ``sigma`` (``anneal``). ``key``: int seed or PRNG
+    ``num_directions`` (``zeroth-*``), radius ``sigma`` (``anneal``). ``progress``: show the
+    progress bar (``None``: only on a terminal). ``key``: int seed or PRNG
     key. ``callback(step, metrics)`` is called after every step (``metrics``: objective,
     exploitability, grad_norm, evaluations). The ``implicit`` method raises ``ValueError`` at
     the first step where OMD has not converged to ``fixed_point_tol``. ``keep_best=True``
@@ -388,7 +389,9 @@ def design(
     )
     status = "ok"
     step_fn = partial(_design_step, objective=objective, optimizer=opt, cfg=cfg)
-    with Progress(steps, f"design[{method}]", disable=not progress) as bar:
+    with Progress(
+        steps, f"design[{method}]", disable=None if progress is None else not progress
+    ) as bar:
         bar.update(start)
         for k in range(start, steps):
             new_state, (value, expl, gnorm, st) = step_fn(game, state, tau_, eta_, hyper)

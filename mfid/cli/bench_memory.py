@@ -220,7 +220,9 @@ def run_bench_memory(args) -> int:
     bench = factory(None)
     rows, h_rows = [], []
     total = len(modes) * (len(Ts) + len(Hs))
-    with Progress(total, f"bench memory [{args.game}]", disable=args.no_progress) as bar:
+    with Progress(
+        total, f"bench memory [{args.game}]", disable=True if args.no_progress else None
+    ) as bar:
         for mode in modes:
             for T in Ts:
                 rows.append(measure(bench, mode, T, args.repeats))

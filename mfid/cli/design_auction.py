@@ -92,7 +92,7 @@ def run_design_auction(args) -> int:
         draws=args.draws,
         warm_start=args.warm_start,
         keep_best=not args.last_iterate,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,
     )
     out = args.out or f"results/{args.setting}"
     command = "python -m mfid " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -169,7 +169,7 @@ def run_design_beach_bar(args) -> int:
         fixed_point_tol=args.fixed_point_tol,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,
     )
     kw = dict(tau=args.tau, eta=args.eta, iters=args.val_iters)
     _, _, before = evaluate_design(game, objective, theta0, **kw)
