@@ -52,6 +52,7 @@ from flax import struct
 from jax import lax
 
 from mfid.game import MeanFieldGame, check_theta, is_concrete
+from mfid.kernel import check_stochastic
 
 __all__ = [
     "FiniteSample",
@@ -107,15 +108,7 @@ def check_policy(policy, shape, name: str = "policy", atol: float = 1e-6):
     if not jnp.issubdtype(policy.dtype, jnp.floating):
         policy = policy.astype(jnp.result_type(float))
     if is_concrete(policy):
-        p = np.asarray(policy)
-        if not np.all(np.isfinite(p)):
-            raise ValueError(f"{name} must be finite")
-        if np.any(p < -atol):
-            raise ValueError(f"{name} must be non-negative (min {p.min():.3g})")
-        rows = p.sum(-1)
-        if not np.allclose(rows, 1.0, atol=atol):
-            worst = float(np.abs(rows - 1).max())
-            raise ValueError(f"{name}: every row pi_h(.|s) must sum to 1 (worst error {worst:.3g})")
+        check_stochastic(policy, name, "pi_h(.|s)", atol)
     return policy
 
 
