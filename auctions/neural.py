@@ -39,18 +39,28 @@ from auctions.mechanisms import bid_grid
 __all__ = ["NeuralMechanism", "ResidualMLP"]
 
 
+def _dense(din: int, dout: int, rngs: nnx.Rngs) -> nnx.Einsum:
+    """``y = W x + c`` with the kernel stored as ``W (dout, din)`` (LeCun-normal in ``din``, zero
+    bias). This layout makes the weight cotangent ``c x^T`` of every call a contiguous
+    ``(dout, din)`` update, which the design gradient accumulates once per round and OMD step."""
+    return nnx.Einsum(
+        "...i,oi->...o",
+        (dout, din),
+        (dout,),
+        kernel_init=nnx.initializers.lecun_normal(in_axis=-1, out_axis=-2),
+        rngs=rngs,
+    )
+
+
 class ResidualMLP(nnx.Module):
     """``din -> width -> [residual block] x depth -> dout`` with ReLU activations."""
 
     def __init__(self, din: int, dout: int, width: int, depth: int, rngs: nnx.Rngs):
-        self.inp = nnx.Linear(din, width, rngs=rngs)
+        self.inp = _dense(din, width, rngs)
         self.blocks = nnx.List(
-            [
-                nnx.List([nnx.Linear(width, width, rngs=rngs), nnx.Linear(width, width, rngs=rngs)])
-                for _ in range(depth)
-            ]
+            [nnx.List([_dense(width, width, rngs), _dense(width, width, rngs)]) for _ in range(depth)]
         )
-        self.out = nnx.Linear(width, dout, rngs=rngs)
+        self.out = _dense(width, dout, rngs)
 
     def __call__(self, x):
         z = jax.nn.relu(self.inp(x))
@@ -120,5 +130,6 @@ class NeuralMechanism:
         o_alpha, o = self.outputs(h, nu, r, theta)
         bids = bid_grid(self.num_bids, nu.dtype)
         steps = jnp.diff(bids, prepend=0.0)
-        pay = jnp.cumsum(steps * jax.nn.sigmoid(o))
+        M = self.num_bids
+        pay = jnp.tri(M, M, dtype=o.dtype) @ (steps * jax.nn.sigmoid(o))  # cumulative sum
         return r * jax.nn.sigmoid(o_alpha), pay

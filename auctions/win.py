@@ -31,7 +31,10 @@ __all__ = ["mass_above", "win_probability", "allocated_mass"]
 
 def mass_above(nu):
     """``above(a) = sum_{a' > a} nu(a')`` for bids sorted ascending; shape of ``nu``."""
-    return jnp.flip(jnp.cumsum(jnp.flip(nu, -1), axis=-1), -1) - nu
+    M = nu.shape[-1]
+    # One matrix product with the strictly lower-triangular ones matrix T[a', a] = [a' > a]:
+    # a single kernel, where a cumulative sum compiles to several passes on CPU.
+    return nu @ jnp.tri(M, M, -1, dtype=nu.dtype)
 
 
 def win_probability(nu, alpha):

@@ -35,7 +35,7 @@ from flax import struct
 
 from mfid.kernel import DenseKernel, Kernel, check_kernel
 
-__all__ = ["Dynamics", "MeanFieldGame", "PMFG", "is_concrete", "check_theta"]
+__all__ = ["Dynamics", "MeanFieldGame", "PMFG", "cast_floating", "is_concrete", "check_theta"]
 
 
 @struct.dataclass
@@ -81,6 +81,23 @@ def check_theta(theta, name: str = "theta") -> None:
             raise ValueError(f"{name} contains NaN or infinite values")
 
 
+def cast_floating(tree, dtype):
+    """``tree`` with every floating-point array leaf cast to ``dtype`` (other leaves kept).
+
+    Used to run a game and its parameters in another precision, e.g.
+    ``cast_floating((game, theta), jnp.float32)`` for float32 design gradients."""
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+
+    def cast(x):
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
+            return jnp.asarray(x).astype(dtype)
+        return x
+
+    return jax.tree_util.tree_map(cast, tree)
+
+
 class MeanFieldGame(abc.ABC):
     """Interface of a PMFG. Subclasses are frozen pytree dataclasses with fields
     ``mu0`` (shape ``(S,)``), ``horizon`` and ``num_actions`` (static)."""
@@ -92,6 +109,11 @@ class MeanFieldGame(abc.ABC):
     @property
     def num_states(self) -> int:
         return int(self.mu0.shape[-1])
+
+    @property
+    def dtype(self):
+        """The game's floating-point dtype (that of ``mu0``): OMD iterates in it."""
+        return jnp.asarray(self.mu0).dtype
 
     @abc.abstractmethod
     def dynamics(self, h, L, theta, aggregate=()) -> Dynamics:

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mfid.game import MeanFieldGame, check_theta
+from mfid.game import MeanFieldGame, cast_floating, check_theta
 from mfid.progress import Progress
 from solvers.gradients import (
     GRADIENT_MODES,
@@ -127,6 +127,7 @@ class _Config:
     num_directions: int
     linear_tol: float
     linear_maxiter: int
+    precision: str
 
 
 def _tree_norm(tree):
@@ -144,15 +145,19 @@ def _loss_value(game, objective, theta, zeta0, tau, eta, cfg: _Config):
 def _design_step(game, state, tau, eta, hyper, *, objective, optimizer, cfg: _Config):
     """One design step; ``state = (theta, opt_state, zeta, key, best_theta, best_value)``.
     Returns the new state and ``(objective, exploitability, grad_norm, status)`` at
-    ``theta_k``; ``best_theta`` is the evaluated ``theta`` with the best ``G_T`` so far."""
+    ``theta_k``; ``best_theta`` is the evaluated ``theta`` with the best ``G_T`` so far.
+    ``game``, ``zeta``, ``tau``, ``eta`` and ``hyper`` are in the compute precision; ``theta``,
+    the optimiser state and ``best_value`` stay in their own (master) precision: ``theta`` is
+    cast down for every evaluation and the gradient cast back up before the update."""
     theta, opt_state, zeta, key, best_theta, best_value = state
     sign = -1.0 if cfg.maximize else 1.0
     key, sub = jax.random.split(key)
     fixed_point_tol, u, sigma = hyper
+    low = partial(cast_floating, dtype=zeta.dtype)
     if cfg.method in GRADIENT_MODES:
         value, grad, aux = _value_and_grad(
             game,
-            theta,
+            low(theta),
             zeta,
             tau,
             eta,
@@ -165,26 +170,28 @@ def _design_step(game, state, tau, eta, hyper, *, objective, optimizer, cfg: _Co
             linear_maxiter=cfg.linear_maxiter,
         )
         zT, expl, status = aux.logits, aux.exploitability, aux.status
-        grad = jax.tree_util.tree_map(lambda g: sign * g, grad)
+        grad = jax.tree_util.tree_map(lambda g, t: sign * g.astype(t.dtype), grad, theta)
         updates, opt_state = optimizer.update(grad, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
         gnorm = _tree_norm(grad)
     else:
-        value, zT = _loss_value(game, objective, theta, zeta, tau, eta, cfg)
+        value, zT = _loss_value(game, objective, low(theta), zeta, tau, eta, cfg)
 
         def loss(th):
-            return sign * _loss_value(game, objective, th, zeta, tau, eta, cfg)[0]
+            out = _loss_value(game, objective, low(th), zeta, tau, eta, cfg)[0]
+            return sign * out.astype(best_value.dtype)
 
         if cfg.method == "anneal":
-            new_theta, _ = anneal_step(loss, theta, sign * value, sub, sigma)
+            new_theta, _ = anneal_step(loss, theta, sign * value.astype(best_value.dtype), sub, sigma)
             gnorm = jnp.zeros((), value.dtype)
         else:
             grad = two_point_gradient(loss, theta, sub, u, cfg.num_directions)
             updates, opt_state = optimizer.update(grad, opt_state, theta)
             new_theta = optax.apply_updates(theta, updates)
             gnorm = _tree_norm(grad)
-        expl, _ = _diagnostics(game, theta, zT, tau, eta)
+        expl, _ = _diagnostics(game, low(theta), zT, tau, eta)
         status = jnp.asarray(OK)
+    value = value.astype(best_value.dtype)
     finite = jnp.isfinite(value) & jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(new_theta)])
     )
@@ -202,6 +209,17 @@ def _default_optimizer(method: str, learning_rate: float):
     if method == "zeroth-sgd":
         return optax.sgd(learning_rate)
     return optax.adam(learning_rate)
+
+
+def _compute_dtype(game: MeanFieldGame, precision):
+    """The dtype of the design steps: the game's, or ``precision`` (checked)."""
+    if precision is None:
+        return jnp.dtype(game.dtype)
+    if precision not in ("float32", "float64"):
+        raise ValueError(f"precision must be 'float32', 'float64' or None, got {precision!r}")
+    if precision == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError("precision='float64' needs jax_enable_x64 (run without --x32)")
+    return jnp.dtype(precision)
 
 
 def evaluate_design(game: MeanFieldGame, objective: Callable, theta, *, tau, eta, iters: int):
@@ -295,6 +313,7 @@ def design(
     progress: bool | None = None,
     callback: Callable[[int, dict], None] | None = None,
     keep_best: bool = False,
+    precision: str | None = None,
 ) -> DesignResult:
     """Optimise ``theta`` for ``steps`` steps (see the module docstring for the update).
 
@@ -310,7 +329,10 @@ def design(
     the first step where OMD has not converged to ``fixed_point_tol``. ``keep_best=True``
     returns (and evaluates) the ``theta_k`` with the best ``G_T(theta_k)`` seen during the run
     instead of the last iterate, as ANNEAL does by construction; the choice survives
-    checkpoint/resume.
+    checkpoint/resume. ``precision`` (``"float32"`` or ``"float64"``; default: the game's dtype)
+    is the precision of the OMD iterations and gradients inside the design steps (mixed
+    precision: ``theta`` and the optimiser state stay in the default float dtype, and the initial
+    and final evaluations always run in the game's own dtype).
     """
     if method not in DESIGN_METHODS:
         raise ValueError(f"method must be one of {DESIGN_METHODS}, got {method!r}")
@@ -342,6 +364,7 @@ def design(
         raise ValueError("theta0 must be a non-empty pytree of arrays")
     check_theta(theta0, "theta0")
     game.validate(theta0)
+    cdtype = _compute_dtype(game, precision)
 
     dtype = jnp.result_type(float)
     theta = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), theta0)
@@ -355,12 +378,14 @@ def design(
         int(num_directions),
         float(linear_tol),
         int(linear_maxiter),
+        cdtype.name,
     )
     shape = (game.horizon, game.num_states, game.num_actions)
     worst = jnp.asarray(-jnp.inf if maximize else jnp.inf, dtype)
-    state = (theta, opt.init(theta), jnp.zeros(shape, dtype), _as_raw_key(key), theta, worst)
-    tau_, eta_ = jnp.asarray(tau, dtype), jnp.asarray(eta, dtype)
-    hyper = tuple(jnp.asarray(x, dtype) for x in (fixed_point_tol, u, sigma))
+    state = (theta, opt.init(theta), jnp.zeros(shape, cdtype), _as_raw_key(key), theta, worst)
+    step_game = game if cdtype == game.dtype else cast_floating(game, cdtype)
+    tau_, eta_ = jnp.asarray(tau, cdtype), jnp.asarray(eta, cdtype)
+    hyper = tuple(jnp.asarray(x, cdtype) for x in (fixed_point_tol, u, sigma))
     evals_step = 1 if method in GRADIENT_MODES else evaluations_per_step(method, num_directions)
 
     trace: dict[str, list] = {
@@ -394,7 +419,7 @@ def design(
     ) as bar:
         bar.update(start)
         for k in range(start, steps):
-            new_state, (value, expl, gnorm, st) = step_fn(game, state, tau_, eta_, hyper)
+            new_state, (value, expl, gnorm, st) = step_fn(step_game, state, tau_, eta_, hyper)
             st = int(st)
             if st == NONFINITE:
                 status = "nonfinite"

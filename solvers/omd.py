@@ -155,8 +155,8 @@ def _solve_tol(game, theta, zeta0, tau, eta, tol, iters: int, check_every: int):
 
 def initial_logits(game: MeanFieldGame, zeta0=None):
     """OMD's starting logits: zeros (the uniform policy) or ``zeta0`` checked for shape
-    ``(H, S, A)``, in the default float dtype."""
-    dtype = jnp.result_type(float)
+    ``(H, S, A)``, in the game's dtype (:attr:`mfid.MeanFieldGame.dtype`)."""
+    dtype = game.dtype
     shape = (game.horizon, game.num_states, game.num_actions)
     if zeta0 is None:
         return jnp.zeros(shape, dtype)
