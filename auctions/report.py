@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -90,6 +91,7 @@ def run_revenue_design(
     draws: int = 4,
     warm_start: bool = False,
     keep_best: bool = True,
+    precision: str | None = "float32",
     progress: bool | None = None,
 ) -> dict:
     """Run the comparison; returns a dict with everything :func:`write_report` needs.
@@ -101,8 +103,10 @@ def run_revenue_design(
     which makes the design trace and the final evaluation disagree. ``keep_best=True`` (default)
     keeps, for every method alike, the mechanism with the best surrogate ``G_T`` seen during its
     run (ANNEAL does so by construction; Adam can step over a sharp drop of the equilibrium
-    revenue late in a run). Time per step is the median wall time between consecutive steps
-    (compilation excluded)."""
+    revenue late in a run). ``precision`` is the compute precision of the design steps
+    (``solvers.design.design``; ``None``: the default float dtype); the first-price baseline and
+    every reported number are evaluated in the default float dtype. Time per step is the median
+    wall time between consecutive steps (compilation excluded)."""
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {m!r}")
@@ -143,6 +147,7 @@ def run_revenue_design(
                 key=seed,
                 warm_start=warm_start,
                 keep_best=keep_best,
+                precision=precision,
                 progress=progress,
                 callback=lambda k, metrics, stamps=stamps: stamps.append(time.perf_counter()),
             )
@@ -186,6 +191,7 @@ def run_revenue_design(
             "draws": draws if setting == "A3" else None,
             "warm_start": warm_start,
             "keep_best": keep_best,
+            "precision": precision or jnp.dtype(jnp.result_type(float)).name,
         },
     }
 
@@ -350,8 +356,10 @@ def write_report(result: dict, out, command: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     summary = _summary(result)
     summary["command"] = command
+    summary["eval_precision"] = jnp.dtype(jnp.result_type(float)).name
     summary["machine"] = (
-        f"{jax.devices()[0].platform} ({jax.local_device_count()} device), {_cpus()} CPU cores"
+        f"{jax.devices()[0].platform} ({jax.local_device_count()} device), {_cpus()} CPU cores, "
+        f"{_cores_used()} used"
     )
     figs = _figures(result, out)
     summary["figures"] = figs
@@ -364,6 +372,12 @@ def _cpus() -> int:
     import os
 
     return os.cpu_count() or 0
+
+
+def _cores_used() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else _cpus()
 
 
 def _fmt(x, nd=4):
@@ -386,7 +400,9 @@ def _markdown(s: dict, result: dict, figs: list[str]) -> str:
         f"design surrogate G_T with T = {s['iters']} "
         f"({'warm-started' if s['warm_start'] else 'from the uniform policy at every step'}), "
         "final numbers re-evaluated "
-        f"with T_val = {s['val_iters']} OMD steps from the uniform policy.",
+        f"with T_val = {s['val_iters']} OMD steps from the uniform policy. Design steps compute in "
+        f"{s.get('precision', 'float64')}; every reported number is evaluated in "
+        f"{s.get('eval_precision', 'float64')}.",
         f"- Equal budgets: {s['steps']} objective evaluations per method and seed "
         f"(an exact AMID gradient step counts 1, a zeroth-order step 3); seeds: {s['seeds']} "
         "(network initialisation and optimiser randomness).",

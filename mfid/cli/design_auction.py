@@ -60,8 +60,15 @@ def register_design(sub) -> None:
         action="store_true",
         help="report each run's last mechanism (default: the best one by the surrogate G_T)",
     )
+    p.add_argument(
+        "--precision",
+        choices=("float32", "float64"),
+        default="float32",
+        help="compute precision of the design steps (default %(default)s; reported numbers are "
+        "always evaluated in float64, or float32 under --x32)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_design_auction)
+    p.set_defaults(single_core=True, func=run_design_auction)
 
 
 def run_design_auction(args) -> int:
@@ -92,6 +99,7 @@ def run_design_auction(args) -> int:
         draws=args.draws,
         warm_start=args.warm_start,
         keep_best=not args.last_iterate,
+        precision=None if args.x32 else args.precision,
         progress=False if args.no_progress else None,
     )
     out = args.out or f"results/{args.setting}"

@@ -72,7 +72,7 @@ def register_design(sub) -> None:
     p.add_argument("--checkpoint-dir", type=Path, default=None, help="checkpoint/resume directory")
     p.add_argument("--checkpoint-every", type=int, default=10, help="steps between checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_design_beach_bar)
+    p.set_defaults(single_core=True, func=run_design_beach_bar)
 
 
 def _figures(out: Path, game, flow0, flow1, price, trace, res) -> list[str]:

@@ -118,6 +118,22 @@ def test_zeroth_order_methods_count_evaluations():
     assert np.all(np.diff(an.objective) <= 1e-15)
 
 
+@pytest.mark.parametrize("method", ["amid", "zeroth-adam", "anneal"])
+def test_float32_design_steps_follow_the_float64_run(method):
+    """Mixed precision: float32 OMD and gradients, float64 parameters, optimiser state and
+    evaluations. The float32 run follows the float64 one to float32 accuracy."""
+    args = dict(maximize=False, steps=6, method=method, key=3, **KW)
+    ref = design(game(), congestion_objective, jnp.zeros(10), **args)
+    low = design(game(), congestion_objective, jnp.zeros(10), precision="float32", **args)
+    assert np.asarray(low.theta).dtype == np.float64
+    np.testing.assert_allclose(low.objective, ref.objective, rtol=2e-5)
+    np.testing.assert_allclose(np.asarray(low.theta), np.asarray(ref.theta), rtol=0, atol=1e-4)
+    assert abs(low.final_value - ref.final_value) < 1e-5
+    # asking for the game's own precision is the same run, bit for bit
+    same = design(game(), congestion_objective, jnp.zeros(10), precision="float64", **args)
+    np.testing.assert_array_equal(np.asarray(same.theta), np.asarray(ref.theta))
+
+
 def test_implicit_design_refuses_an_unconverged_equilibrium():
     with pytest.raises(ValueError, match="omd_not_converged"):
         design(
@@ -137,6 +153,7 @@ def test_implicit_design_refuses_an_unconverged_equilibrium():
         (dict(num_directions=0), "num_directions"),
         (dict(theta0=jnp.full(10, jnp.inf)), "theta0"),
         (dict(eta=-1.0), "eta"),
+        (dict(precision="float16"), "precision"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
