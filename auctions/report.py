@@ -85,7 +85,7 @@ def run_revenue_design(
     eta: float = 10.0,
     iters: int = 400,
     val_iters: int = 500,
-    learning_rate: float = 1e-3,
+    learning_rate: float = 2e-3,
     zo_learning_rate: float | None = None,
     width: int = 256,
     draws: int = 4,

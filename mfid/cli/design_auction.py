@@ -41,7 +41,9 @@ def register_design(sub) -> None:
         "--tau", type=float, default=1e-3, help="entropy regularisation (default %(default)s)"
     )
     p.add_argument("--eta", type=float, default=10.0, help="OMD step size (default %(default)s)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of AMID")
+    p.add_argument(
+        "--lr", type=float, default=2e-3, help="peak Adam learning rate (default %(default)s)"
+    )
     p.add_argument(
         "--zo-lr",
         type=float,
