@@ -58,7 +58,10 @@ class ResidualMLP(nnx.Module):
     def __init__(self, din: int, dout: int, width: int, depth: int, rngs: nnx.Rngs):
         self.inp = _dense(din, width, rngs)
         self.blocks = nnx.List(
-            [nnx.List([_dense(width, width, rngs), _dense(width, width, rngs)]) for _ in range(depth)]
+            [
+                nnx.List([_dense(width, width, rngs), _dense(width, width, rngs)])
+                for _ in range(depth)
+            ]
         )
         self.out = _dense(width, dout, rngs)
 

@@ -182,7 +182,9 @@ def _design_step(game, state, tau, eta, hyper, *, objective, optimizer, cfg: _Co
             return sign * out.astype(best_value.dtype)
 
         if cfg.method == "anneal":
-            new_theta, _ = anneal_step(loss, theta, sign * value.astype(best_value.dtype), sub, sigma)
+            new_theta, _ = anneal_step(
+                loss, theta, sign * value.astype(best_value.dtype), sub, sigma
+            )
             gnorm = jnp.zeros((), value.dtype)
         else:
             grad = two_point_gradient(loss, theta, sub, u, cfg.num_directions)
