@@ -33,9 +33,17 @@ from solvers.design import design
 from solvers.omd import solve_omd
 from solvers.zeroth_order import evaluations_per_step
 
-__all__ = ["METHODS", "run_revenue_design", "write_report", "first_price_game"]
+__all__ = [
+    "LEARNING_RATE",
+    "METHODS",
+    "design_optimizer",
+    "first_price_game",
+    "run_revenue_design",
+    "write_report",
+]
 
 METHODS = ("amid", "zeroth-adam", "zeroth-sgd", "anneal")
+LEARNING_RATE = 2e-3  # peak of the warm-up/cosine schedule (results/A1/NOTES.md: the sweep)
 LABELS = {"amid": "AMID", "zeroth-adam": "0-ADAM", "zeroth-sgd": "0-SGD", "anneal": "ANNEAL"}
 
 
@@ -49,7 +57,7 @@ def first_price_game(game):
     return game.replace(mechanism=FirstPrice(game.num_actions, game.horizon))
 
 
-def _optimizer(method: str, peak: float, steps: int):
+def design_optimizer(method: str, peak: float, steps: int):
     """Adam (SGD for 0-SGD) with a warm-up/cosine schedule: ``peak / 10`` -> ``peak`` over the
     first eighth of the steps, cosine decay back to ``peak / 10`` at the end (the same schedule
     for every gradient-based method)."""
@@ -85,7 +93,7 @@ def run_revenue_design(
     eta: float = 10.0,
     iters: int = 400,
     val_iters: int = 500,
-    learning_rate: float = 2e-3,
+    learning_rate: float = LEARNING_RATE,
     zo_learning_rate: float | None = None,
     width: int = 256,
     draws: int = 4,
@@ -128,7 +136,7 @@ def run_revenue_design(
         for m in methods:
             n = steps if m == "amid" else max(1, steps // evaluations_per_step(m))
             lr = learning_rate if (m == "amid" or zo_learning_rate is None) else zo_learning_rate
-            optimizer = None if m == "anneal" else _optimizer(m, lr, n)
+            optimizer = None if m == "anneal" else design_optimizer(m, lr, n)
             stamps: list[float] = []
             t = time.perf_counter()
             res = design(

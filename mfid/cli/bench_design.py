@@ -40,7 +40,7 @@ def run_bench_design(args) -> int:
     import numpy as np
 
     from auctions.objectives import make_objective
-    from auctions.report import _optimizer
+    from auctions.report import LEARNING_RATE, design_optimizer
     from auctions.settings import SETTINGS, make
     from mfid.progress import Progress
     from solvers.design import design
@@ -81,7 +81,7 @@ def run_bench_design(args) -> int:
                     method=mode,
                     steps=steps,
                     iters=args.iters,
-                    optimizer=_optimizer(mode, 1e-3, steps),
+                    optimizer=design_optimizer(mode, LEARNING_RATE, steps),
                     warm_start=False,
                     keep_best=True,
                     precision=precision,

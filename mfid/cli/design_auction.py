@@ -42,7 +42,10 @@ def register_design(sub) -> None:
     )
     p.add_argument("--eta", type=float, default=10.0, help="OMD step size (default %(default)s)")
     p.add_argument(
-        "--lr", type=float, default=2e-3, help="peak Adam learning rate (default %(default)s)"
+        "--lr",
+        type=float,
+        default=2e-3,  # auctions.report.LEARNING_RATE (not imported: keeps the CLI start fast)
+        help="peak Adam learning rate (default %(default)s)",
     )
     p.add_argument(
         "--zo-lr",
