@@ -41,7 +41,8 @@ from flax import struct
 from auctions.kernels import AuctionKernel, ValueKernel
 from auctions.utilities import Utility
 from auctions.win import win_probability
-from mfid.game import Dynamics, MeanFieldGame, check_distribution, is_concrete
+from mfid.checks import check_distribution, is_concrete
+from mfid.game import Dynamics, MeanFieldGame
 
 __all__ = ["AuctionRound", "BatchedAuction", "value_grid"]
 

@@ -61,7 +61,7 @@ from mfid.finite import (
     inverse_cdf,
     replicate_batch,
 )
-from mfid.game import check_theta
+from mfid.checks import check_theta
 
 __all__ = [
     "AuctionSample",

@@ -6,11 +6,18 @@ the sibling package ``solvers`` and the batched-auction game in ``auctions``.
 """
 
 from mfid.approximation import GapRow, GapStudy, fit_exponent, game_sampler, gap_study, summarize
-from mfid.beach_bar import BeachBar, ShiftKernel, congestion
+from mfid.games.beach_bar import (
+    BEACH_BAR_DESIGN,
+    BEACH_BAR_VALIDATE,
+    BeachBar,
+    Congestion,
+    ShiftKernel,
+    congestion,
+)
 from mfid.finite import FiniteSample, conditional_deviation_gain, deviation_gain, simulate
 from mfid.flow import population_flow, rollout
-from mfid.game import PMFG, Dynamics, MeanFieldGame, check_theta, is_concrete
-from mfid.kernel import DenseKernel, Kernel, check_kernel
+from mfid.game import PMFG, Dynamics, MeanFieldGame
+from mfid.kernel import DenseKernel, Kernel
 from mfid.values import (
     best_response,
     best_response_values,
@@ -23,7 +30,10 @@ from mfid.values import (
 )
 
 __all__ = [
+    "BEACH_BAR_DESIGN",
+    "BEACH_BAR_VALIDATE",
     "BeachBar",
+    "Congestion",
     "ShiftKernel",
     "congestion",
     "population_flow",
@@ -31,11 +41,8 @@ __all__ = [
     "Dynamics",
     "MeanFieldGame",
     "PMFG",
-    "check_theta",
-    "is_concrete",
     "DenseKernel",
     "Kernel",
-    "check_kernel",
     "best_response",
     "best_response_values",
     "evaluate_policy",

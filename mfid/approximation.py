@@ -43,7 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mfid.finite import check_count, check_policy, deviation_gain
+from mfid.checks import check_count, check_ns, check_policy
+from mfid.finite import deviation_gain
 from mfid.game import MeanFieldGame
 
 __all__ = [
@@ -116,17 +117,6 @@ class GapStudy:
             "deviation_exponent_ci": clean(self.deviation_exponent_ci),
             "ci_level": self.level,
         }
-
-
-def check_ns(ns) -> list[int]:
-    """The ``N`` grid as a sorted list of distinct integers ``>= 1`` (``ValueError`` otherwise)."""
-    ns = list(ns)
-    if not ns:
-        raise ValueError("n must be a non-empty list of population sizes")
-    out = [check_count(n, "n") for n in ns]
-    if len(set(out)) != len(out):
-        raise ValueError(f"n must not repeat population sizes, got {out}")
-    return sorted(out)
 
 
 def fit_exponent(ns, err, stderr):
@@ -263,24 +253,21 @@ def gap_study(
     setting: str = "",
     n_boot: int = 1000,
     level: float = 0.95,
-    progress: bool | None = None,
+    callback: Callable[[int, dict], None] | None = None,
 ) -> GapStudy:
     """Run ``sampler(n, reps, key) -> (values (reps,), gains (reps,) or None)`` for every ``n``
     in ``ns`` (independent keys) and summarise (see module docstring and :func:`summarize`).
-    ``progress=None`` shows a progress bar on a terminal only."""
-    from mfid.progress import Progress
-
+    ``callback(i, {"N": n, "gap": mean - g})`` is called after each population size."""
     ns = check_ns(ns)
     reps = check_count(reps, "reps", minimum=2)
     values, gains = [], []
     keys = jax.random.split(key, len(ns))
-    disable = None if progress is None else not progress
-    with Progress(total=len(ns), desc=f"validate {setting}".strip(), disable=disable) as bar:
-        for n, k in zip(ns, keys, strict=True):
-            v, d = sampler(n, reps, k)
-            values.append(np.asarray(v, dtype=np.float64))
-            gains.append(None if d is None else np.asarray(d, dtype=np.float64))
-            bar.update(n=1, N=n, gap=float(values[-1].mean() - g))
+    for i, (n, k) in enumerate(zip(ns, keys, strict=True)):
+        v, d = sampler(n, reps, k)
+        values.append(np.asarray(v, dtype=np.float64))
+        gains.append(None if d is None else np.asarray(d, dtype=np.float64))
+        if callback is not None:
+            callback(i, {"N": n, "gap": float(values[-1].mean() - g)})
     if any(d is None for d in gains):
         gains = None
     return summarize(

@@ -51,8 +51,8 @@ import numpy as np
 from flax import struct
 from jax import lax
 
-from mfid.game import MeanFieldGame, check_theta, is_concrete
-from mfid.kernel import check_stochastic
+from mfid.checks import check_count, check_policy, check_stochastic, check_theta, is_concrete
+from mfid.game import MeanFieldGame
 
 __all__ = [
     "FiniteSample",
@@ -90,26 +90,6 @@ class FiniteSample:
     def agent0_regularised(self, tau):
         """Agent 0's regularised return ``agent0_value - tau * agent0_log_prob``."""
         return self.agent0_value - tau * self.agent0_log_prob
-
-
-def check_count(x, name: str, minimum: int = 1) -> int:
-    """Return ``int(x)`` or raise ``ValueError`` unless ``x`` is an integer ``>= minimum``."""
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {x!r}")
-    return int(x)
-
-
-def check_policy(policy, shape, name: str = "policy", atol: float = 1e-6):
-    """Return ``policy`` as an array, or raise ``ValueError`` unless it has shape ``(H, S, A)``,
-    is finite, non-negative and every row sums to one."""
-    policy = jnp.asarray(policy)
-    if policy.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape (H, S, A) = {tuple(shape)}, got {policy.shape}")
-    if not jnp.issubdtype(policy.dtype, jnp.floating):
-        policy = policy.astype(jnp.result_type(float))
-    if is_concrete(policy):
-        check_stochastic(policy, name, "pi_h(.|s)", atol)
-    return policy
 
 
 def inverse_cdf(probs, rows, u):

@@ -33,9 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mfid.kernel import DenseKernel, Kernel, check_kernel
+from mfid.checks import check_count, check_distribution, check_kernel, is_concrete
+from mfid.kernel import DenseKernel, Kernel
 
-__all__ = ["Dynamics", "MeanFieldGame", "PMFG", "cast_floating", "is_concrete", "check_theta"]
+__all__ = ["Dynamics", "MeanFieldGame", "PMFG"]
 
 
 @struct.dataclass
@@ -51,51 +52,6 @@ class Dynamics:
     kernel: Kernel
     aggregate: Any = ()
     info: Any = ()
-
-
-def is_concrete(*xs) -> bool:
-    """True when no leaf of ``xs`` is a JAX tracer (safe to inspect values in Python)."""
-    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
-
-
-def check_distribution(mu, name: str, atol: float = 1e-6) -> None:
-    """Raise ``ValueError`` unless ``mu`` is a probability vector."""
-    mu = np.asarray(mu)
-    if mu.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D probability vector, got shape {mu.shape}")
-    if not np.all(np.isfinite(mu)):
-        raise ValueError(f"{name} must be finite")
-    if np.any(mu < -atol):
-        raise ValueError(f"{name} must be non-negative (min {mu.min():.3g})")
-    if abs(mu.sum() - 1.0) > atol:
-        raise ValueError(f"{name} must sum to 1 (sums to {mu.sum():.6g})")
-
-
-def check_theta(theta, name: str = "theta") -> None:
-    """Raise ``ValueError`` if any leaf of the parameter pytree is non-finite."""
-    if not is_concrete(theta):
-        return
-    for leaf in jax.tree_util.tree_leaves(theta):
-        arr = np.asarray(leaf)
-        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or infinite values")
-
-
-def cast_floating(tree, dtype):
-    """``tree`` with every floating-point array leaf cast to ``dtype`` (other leaves kept).
-
-    Used to run a game and its parameters in another precision, e.g.
-    ``cast_floating((game, theta), jnp.float32)`` for float32 design gradients."""
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
-
-    def cast(x):
-        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
-            return jnp.asarray(x).astype(dtype)
-        return x
-
-    return jax.tree_util.tree_map(cast, tree)
 
 
 class MeanFieldGame(abc.ABC):

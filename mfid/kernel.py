@@ -18,7 +18,9 @@ import abc
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["DenseKernel", "Kernel", "check_kernel", "check_stochastic"]
+
+
+__all__ = ["DenseKernel", "Kernel"]
 
 
 class Kernel(abc.ABC):
@@ -51,24 +53,3 @@ class DenseKernel(Kernel):
 
     def dense(self):
         return self.P
-
-
-def check_stochastic(P, name: str, row: str, atol: float = 1e-6) -> None:
-    """Raise ``ValueError`` (naming ``name``) unless ``P`` is finite, non-negative and every row
-    ``P[..., :]`` (described as ``row`` in the message) sums to one."""
-    import numpy as np
-
-    P = np.asarray(P)
-    if not np.all(np.isfinite(P)):
-        raise ValueError(f"{name} must be finite")
-    if np.any(P < -atol):
-        raise ValueError(f"{name} must be non-negative (min {P.min():.3g})")
-    rows = P.sum(-1)
-    if not np.allclose(rows, 1.0, atol=atol):
-        worst = float(np.abs(rows - 1).max())
-        raise ValueError(f"{name}: every row {row} must sum to 1 (worst error {worst:.3g})")
-
-
-def check_kernel(P, name: str = "transition", atol: float = 1e-6) -> None:
-    """Raise ``ValueError`` unless ``P[..., s']`` is a probability kernel (rows sum to one)."""
-    check_stochastic(P, name, "P(.|s,a)", atol)

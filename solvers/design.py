@@ -50,8 +50,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mfid.game import MeanFieldGame, cast_floating, check_theta
-from mfid.progress import Progress
+from mfid.checks import check_theta
+from mfid.game import MeanFieldGame
+from mfid.tree import cast_floating
+from mfid.cli.progress import Progress
 from solvers.gradients import (
     GRADIENT_MODES,
     GRADIENT_STATUS,

@@ -62,7 +62,8 @@ from jax import lax
 from jax.scipy.sparse.linalg import gmres
 
 from mfid.flow import rollout
-from mfid.game import MeanFieldGame, check_theta
+from mfid.checks import check_theta
+from mfid.game import MeanFieldGame
 from mfid.values import _exploitability_from
 from solvers.omd import check_omd_args, initial_logits, omd_update
 

@@ -28,7 +28,8 @@ from flax import struct
 from jax import lax
 
 from mfid.flow import rollout
-from mfid.game import MeanFieldGame, check_theta, is_concrete
+from mfid.checks import check_theta, is_concrete
+from mfid.game import MeanFieldGame
 from mfid.values import _exploitability_from, evaluate_policy
 
 __all__ = [

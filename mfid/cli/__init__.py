@@ -1,8 +1,9 @@
 """The ``mfid`` command line.
 
 Every module in this package that defines ``register(subparsers)`` adds a top-level command;
-a module that defines ``register_<group>(subparsers)`` adds a target to one of the command
-groups ``mfid bench <target>`` and ``mfid design <target>``.
+a module of ``mfid/cli/bench/`` or ``mfid/cli/design/`` that defines
+``register_<group>(subparsers)`` adds a target to the command group ``mfid bench <target>`` or
+``mfid design <target>``.
 Commands run in float64 unless ``--x32`` is given. Commands that set ``single_core`` (the design
 commands and ``bench design``) pin the process to one CPU core unless ``--all-cores`` is given:
 an OMD step is a chain of small kernels, and XLA's CPU runtime spreading such a chain over
@@ -22,9 +23,18 @@ __all__ = ["main", "build_parser"]
 
 
 def _modules():
+    """Every command module: ``mfid/cli/*.py`` and the group packages ``mfid/cli/design/``,
+    ``mfid/cli/bench/`` (a module there defines ``register_<group>``)."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not info.name.startswith("_"):
-            yield importlib.import_module(f"{__name__}.{info.name}")
+        if info.name.startswith("_") or info.name == "progress":
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        if info.ispkg:
+            for sub in sorted(pkgutil.iter_modules(mod.__path__), key=lambda m: m.name):
+                if not sub.name.startswith("_"):
+                    yield importlib.import_module(f"{mod.__name__}.{sub.name}")
+        else:
+            yield mod
 
 
 def build_parser() -> argparse.ArgumentParser:

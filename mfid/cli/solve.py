@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 
 def run_solve(args) -> int:
-    from mfid.beach_bar import BeachBar
+    from mfid.games.beach_bar import BeachBar
     from solvers.omd import solve_omd
 
     game = BeachBar.create(args.states, args.horizon, p_still=args.p_still, crowd=args.crowd)

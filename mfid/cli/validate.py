@@ -53,10 +53,11 @@ def register(sub) -> None:
     )
     p.add_argument("--json", type=Path, default=None, help="write the study as JSON here")
     p.add_argument("--plot", type=Path, default=None, help="write the log-log figure here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_validate)
 
 
-def _parse_ns(text: str) -> list[int]:
+def parse_ns(text: str) -> list[int]:
     try:
         return [int(x) for x in str(text).split(",") if x.strip()]
     except ValueError as err:
@@ -78,7 +79,7 @@ def build_setting(name: str, mechanism: str = "first-price"):
 
     if name == "beach-bar":
         from mfid.approximation import game_sampler
-        from mfid.beach_bar import BeachBar
+        from mfid.games.beach_bar import BeachBar
 
         game = BeachBar.create(num_states=20, horizon=10)
         tau, eta, iters = 0.1, 0.3, 2000
@@ -182,19 +183,22 @@ def plot_study(study, path: Path) -> None:
 def run_validate(args) -> int:
     import jax
 
-    from mfid.approximation import check_ns, gap_study
-    from mfid.finite import check_count
+    from mfid.approximation import gap_study
+    from mfid.checks import check_count, check_ns
+    from mfid.cli.progress import Progress
 
-    ns = check_ns(_parse_ns(args.n))
+    ns = check_ns(parse_ns(args.n))
     reps = check_count(args.reps, "reps", minimum=2)
     boot = check_count(args.boot, "boot")
     t0 = time.perf_counter()
     sampler, g, eps, meta = build_setting(args.setting, args.mechanism)
     t1 = time.perf_counter()
-    study = gap_study(
-        sampler, g, ns, reps, jax.random.key(args.seed),
-        mean_field_deviation=eps, setting=args.setting, n_boot=boot,
-    )  # fmt: skip
+    with Progress(len(ns), f"validate {args.setting}", disable=args.no_progress or None) as bar:
+        study = gap_study(
+            sampler, g, ns, reps, jax.random.key(args.seed),
+            mean_field_deviation=eps, setting=args.setting, n_boot=boot,
+            callback=lambda i, m: bar.update(**m),
+        )  # fmt: skip
     t2 = time.perf_counter()
     print(f"{args.setting}: mean field g = {g:.6g}, mean-field deviation gain {eps:.4g}")
     print(f"  equilibrium: exploitability {meta['exploitability']:.2e} ({meta['omd_status']})")

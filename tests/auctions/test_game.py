@@ -25,7 +25,7 @@ from auctions import (
     value_grid,
 )
 from mfid import rollout
-from mfid.kernel import check_kernel
+from mfid.checks import check_kernel
 from solvers import solve_omd
 
 K, M, H = 8, 6, 3

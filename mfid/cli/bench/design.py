@@ -42,7 +42,7 @@ def run_bench_design(args) -> int:
     from auctions.objectives import make_objective
     from auctions.report import LEARNING_RATE, design_optimizer
     from auctions.settings import SETTINGS, make
-    from mfid.progress import Progress
+    from mfid.cli.progress import Progress
     from solvers.design import design
     from solvers.gradients import GRADIENT_MODES
 

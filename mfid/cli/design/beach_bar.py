@@ -31,7 +31,7 @@ METHODS = ("amid", "unrolled", "implicit", "reference", "zeroth-sgd", "zeroth-ad
 
 def congestion_objective(theta, L, beta: float = 50.0):
     """Designer objective ``g(theta, L) = sum_h logsumexp(beta mu_h) / beta`` (minimised)."""
-    from mfid.beach_bar import congestion
+    from mfid.games.beach_bar import congestion
 
     return congestion(L, beta)
 
@@ -142,7 +142,7 @@ def run_design_beach_bar(args) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from mfid.beach_bar import BeachBar
+    from mfid.games.beach_bar import BeachBar
     from solvers.design import design, evaluate_design
 
     if args.steps <= 0:

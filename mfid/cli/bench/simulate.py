@@ -58,12 +58,13 @@ def run_bench_simulate(args) -> int:
     from auctions.mechanisms import FirstPrice
     from auctions.settings import make
     from auctions.simulate import simulate_auction
-    from mfid.beach_bar import BeachBar
-    from mfid.cli.validate import _parse_ns
-    from mfid.finite import check_count, simulate
+    from mfid.games.beach_bar import BeachBar
+    from mfid.cli.validate import parse_ns
+    from mfid.checks import check_count
+    from mfid.finite import simulate
     from solvers.omd import solve_omd
 
-    ns = [check_count(n, "n") for n in _parse_ns(args.n)]
+    ns = [check_count(n, "n") for n in parse_ns(args.n)]
     agents = check_count(args.agents, "agents")
     repeats = check_count(args.repeats, "repeats")
 

@@ -91,7 +91,7 @@ def time_omd(K: int, H: int, iters: int, repeats: int, dtype) -> float:
     import jax
     import jax.numpy as jnp
 
-    from mfid.beach_bar import BeachBar
+    from mfid.games.beach_bar import BeachBar
     from solvers.omd import omd_update
 
     game = BeachBar.create(K, H)
@@ -115,7 +115,7 @@ def run_bench_omd(args) -> int:
     import jax
     import jax.numpy as jnp
 
-    from mfid.progress import Progress
+    from mfid.cli.progress import Progress
 
     if args.iters <= 0:
         raise ValueError(f"--iters must be positive, got {args.iters}")

@@ -46,7 +46,7 @@ class BenchGame:
 
 
 def _beach_bar_objective(theta, L):
-    from mfid.beach_bar import congestion
+    from mfid.games.beach_bar import congestion
 
     return congestion(L, 50.0)
 
@@ -56,7 +56,7 @@ def beach_bar(horizon: int | None = None) -> BenchGame:
     H=10 rounds by default, tau=0.1, eta=0.3, congestion with beta=50 at xi = 0."""
     import jax.numpy as jnp
 
-    from mfid.beach_bar import BeachBar
+    from mfid.games.beach_bar import BeachBar
 
     H = 10 if horizon is None else horizon
     game = BeachBar.create(20, H, crowd=0.1)
@@ -204,7 +204,7 @@ def _figure(path: Path, rows: list[dict], x: str, title: str) -> None:
 
 
 def run_bench_memory(args) -> int:
-    from mfid.progress import Progress
+    from mfid.cli.progress import Progress
 
     if args.game not in GAMES:
         raise ValueError(f"--game must be one of {sorted(GAMES)}, got {args.game!r}")

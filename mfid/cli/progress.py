@@ -6,7 +6,7 @@ and tests stay clean.
 
 Example::
 
-    from mfid.progress import Progress
+    from mfid.cli.progress import Progress
     with Progress(total=50, desc="design") as bar:
         for step in range(50):
             bar.update(objective=0.123, expl=1e-4)

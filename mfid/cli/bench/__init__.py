@@ -1,0 +1,1 @@
+"""``mfid bench <target>``: one module per target, each defining ``register_bench(sub)``."""
