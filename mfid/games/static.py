@@ -248,7 +248,7 @@ class Cournot(StaticGame):
 
     Example::
 
-        game = Cournot.create()           # 5 firms, a = 10, b = 1
+        game = Cournot.create()           # 5 firms, a = 20, b = 1
         game.social_optimum()
     """
 
@@ -260,7 +260,7 @@ class Cournot(StaticGame):
     @classmethod
     def create(
         cls,
-        intercept: float = 10.0,
+        intercept: float = 20.0,
         slope: float = 1.0,
         marginal_cost=(1.0, 1.5, 2.0, 2.5, 3.0),
         quadratic_cost=(0.5, 0.5, 1.0, 1.0, 1.5),
