@@ -58,6 +58,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from functools import partial
@@ -734,6 +735,12 @@ def two_timescale(
                    t0, tol, agent_steps=int(k), solves=0, settings=settings)
 
 
+@functools.lru_cache(maxsize=32)
+def _sgd(learning_rate: float) -> optax.GradientTransformation:
+    """One ``optax.sgd`` per learning rate (a static argument: the same one never recompiles)."""
+    return optax.sgd(learning_rate)
+
+
 def hypergradient_descent(
     game: StaticGame,
     p0,
@@ -759,7 +766,7 @@ def hypergradient_descent(
     check_positive(eq_tol, "eq_tol")
     check_count(eq_max_iter, "eq_max_iter")
     p0, x0 = _prepare(game, p0, x0, safe_set, steps, tol, record_every, callback_every)
-    opt = optax.sgd(learning_rate) if optimizer is None else optimizer
+    opt = _sgd(float(learning_rate)) if optimizer is None else optimizer
     t0 = time.perf_counter()
     dt = p0.dtype
     out = _hypergradient_loop(
