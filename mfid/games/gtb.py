@@ -159,8 +159,11 @@ def tax_schedule(income, rates, brackets=US_FEDERAL_BRACKETS):
     rates = jnp.asarray(rates, jnp.result_type(z.dtype, float))
     m = jnp.asarray(brackets, rates.dtype)
     width = jnp.concatenate([m[1:] - m[:-1], jnp.full((1,), jnp.inf, m.dtype)])
-    amount = jnp.minimum(width, jnp.maximum(0.0, z[..., None] - m))
-    return jnp.sum(rates * amount, axis=-1)
+    lead = (1,) * z.ndim
+    amount = jnp.minimum(
+        width.reshape(lead + (-1,)), jnp.maximum(0.0, z[..., None] - m.reshape(lead + (-1,)))
+    )
+    return jnp.sum(rates.reshape(lead + (-1,)) * amount, axis=-1)
 
 
 def collect_tax(income, coin, rates, brackets=US_FEDERAL_BRACKETS):
@@ -190,7 +193,7 @@ def gini(coin):
     c_(i)`` (``O(N log N)``)."""
     c = jnp.sort(jnp.asarray(coin), axis=-1)
     n = c.shape[-1]
-    i = jnp.arange(1, n + 1, dtype=c.dtype)
+    i = jnp.arange(1, n + 1, dtype=c.dtype).reshape((1,) * (c.ndim - 1) + (n,))
     pair = 2.0 * jnp.sum((2.0 * i - n - 1.0) * c, axis=-1)
     total = jnp.sum(c, axis=-1)
     return jnp.where(total > 0, pair / (2.0 * n * jnp.where(total > 0, total, 1.0)), 0.0)
