@@ -88,7 +88,7 @@ def _static_figures(out: Path, r: dict) -> list[str]:
     fig.savefig(out / "ratio_sweep.png", dpi=120)
     figs.append("ratio_sweep.png")
 
-    fig = new_figure(figsize=(7, 3.8))
+    fig = new_figure(figsize=(9, 3.8))
     ax = fig.subplots()
     n = p_star.size
     names = list(methods)
@@ -102,7 +102,7 @@ def _static_figures(out: Path, r: dict) -> list[str]:
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel("incentive (tax > 0, subsidy < 0)")
     ax.set_title(f"{r['game']['name']}: incentive found")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.savefig(out / "incentive.png", dpi=120)
     figs.append("incentive.png")
     return figs

@@ -215,7 +215,8 @@ def _method_entry(res, p_star) -> dict:
     import numpy as np
 
     dist = float(np.linalg.norm(res.p - p_star)) if res.status != "nonfinite" else None
-    trace_dist = np.linalg.norm(res.trace_p - p_star[None, :], axis=1)
+    keep = _thin(len(res.trace_iterations))
+    trace_dist = np.linalg.norm(res.trace_p[keep] - p_star[None, :], axis=1)
     return {
         "objective": res.objective,
         "distance_to_optimum": dist,
@@ -231,11 +232,22 @@ def _method_entry(res, p_star) -> dict:
         "x": res.x,
         "settings": res.settings,
         "trace": {
-            "iterations": res.trace_iterations,
-            "objective": res.trace_objective,
+            "iterations": res.trace_iterations[keep],
+            "objective": res.trace_objective[keep],
             "distance_to_optimum": trace_dist,
         },
     }
+
+
+def _thin(n: int, points: int = 300):
+    """At most about ``points`` indices of a trace of length ``n``, log-spaced (first and last
+    kept): the report's traces stay small and still draw on log axes."""
+    import numpy as np
+
+    if n <= points:
+        return np.arange(n)
+    idx = np.unique(np.geomspace(1, n, points).astype(int) - 1)
+    return np.union1d(idx, [0, n - 1])
 
 
 def _run_static(args, progress: bool) -> tuple[dict, bool]:
