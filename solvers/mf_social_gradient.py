@@ -124,7 +124,20 @@ class MFSocialGradientResult:
     static_argnames=("objective", "inner", "steps", "center", "callback", "callback_every"),
 )
 def _mf_loop(
-    game, p0, zeta0, lower, upper, tau, eta, beta, *, objective, inner, steps, center, callback,
+    game,
+    p0,
+    zeta0,
+    lower,
+    upper,
+    tau,
+    eta,
+    beta,
+    *,
+    objective,
+    inner,
+    steps,
+    center,
+    callback,
     callback_every,
 ):
     def omd(z, p):
@@ -135,9 +148,9 @@ def _mf_loop(
         zeta = omd(zeta, p)
         pi, _ = policy_from_logits(zeta)
         L, dyn = rollout(game, pi, p)
-        value, G = jax.value_and_grad(
-            lambda L: objective(game.base, game.base_theta, L, dyn.info)
-        )(L)
+        value, G = jax.value_and_grad(lambda L: objective(game.base, game.base_theta, L, dyn.info))(
+            L
+        )
         if center:
             G = G - jnp.mean(G, axis=(1, 2), keepdims=True)
         p_new = jnp.clip(p + beta * G, lower, upper)

@@ -47,6 +47,7 @@ jitted ``lax.while_loop``; progress is reported only through ``callback(step, me
 Example::
 
     import jax
+    import jax.numpy as jnp
     from mfid.games.static import AffineGame
     from solvers.social_gradient import social_gradient_flow, optimal_incentive
     game = AffineGame.random(jax.random.key(0), num_players=4)
@@ -168,8 +169,9 @@ def equilibrium_map(game: StaticGame, p, x0, tol=1e-12, max_iter: int = 50):
     ``x0`` is the warm start (not differentiated). Traceable; see :func:`equilibrium` for the
     checked entry point."""
     frozen_game, frozen_p = lax.stop_gradient((game, p))
-    res = _newton(lambda x: frozen_game.pseudo_gradient(x) + frozen_p, lax.stop_gradient(x0),
-                  tol, max_iter)
+    res = _newton(
+        lambda x: frozen_game.pseudo_gradient(x) + frozen_p, lax.stop_gradient(x0), tol, max_iter
+    )
 
     def f(x):
         return game.pseudo_gradient(x) + p
@@ -316,7 +318,9 @@ LEARNING_RULES: dict[str, Callable] = {
 def _rule(rule, game) -> Callable:
     if isinstance(rule, str):
         if rule not in LEARNING_RULES:
-            raise ValueError(f"rule must be one of {tuple(LEARNING_RULES)} or a callable, got {rule!r}")
+            raise ValueError(
+                f"rule must be one of {tuple(LEARNING_RULES)} or a callable, got {rule!r}"
+            )
         rule = LEARNING_RULES[rule]
     if not callable(rule):
         raise ValueError(f"rule must be one of {tuple(LEARNING_RULES)} or a callable, got {rule!r}")
@@ -463,7 +467,18 @@ def _status(stationarity, tol, finite):
     static_argnames=("steps", "eq_max_iter", "record_every", "callback", "callback_every"),
 )
 def _flow_loop(
-    game, p0, x0, safe_set, scale, tol, eq_tol, *, steps, eq_max_iter, record_every, callback,
+    game,
+    p0,
+    x0,
+    safe_set,
+    scale,
+    tol,
+    eq_tol,
+    *,
+    steps,
+    eq_max_iter,
+    record_every,
+    callback,
     callback_every,
 ):
     n = p0.shape[0]
@@ -482,9 +497,7 @@ def _flow_loop(
         value = game.social_cost(x)
         finite = (res.status != NONFINITE) & jnp.isfinite(value) & jnp.all(jnp.isfinite(p_new))
         rec = _record(rec, k, record_every, value, p)
-        _maybe_callback(
-            callback, callback_every, k, {"objective": value, "stationarity": stat}
-        )
+        _maybe_callback(callback, callback_every, k, {"objective": value, "stationarity": stat})
         p_next = jnp.where(finite & (stat > tol), p_new, p)
         return k + 1, p_next, x, newton + res.iterations, stat, finite, rec
 
@@ -498,7 +511,18 @@ def _flow_loop(
     static_argnames=("rule", "steps", "record_every", "callback", "callback_every"),
 )
 def _two_timescale_loop(
-    game, p0, x0, safe_set, gamma, beta, tol, *, rule, steps, record_every, callback,
+    game,
+    p0,
+    x0,
+    safe_set,
+    gamma,
+    beta,
+    tol,
+    *,
+    rule,
+    steps,
+    record_every,
+    callback,
     callback_every,
 ):
     n = p0.shape[0]
@@ -543,12 +567,29 @@ def _two_timescale_loop(
 @partial(
     jax.jit,
     static_argnames=(
-        "optimizer", "steps", "eq_max_iter", "record_every", "callback", "callback_every",
+        "optimizer",
+        "steps",
+        "eq_max_iter",
+        "record_every",
+        "callback",
+        "callback_every",
     ),
 )
 def _hypergradient_loop(
-    game, p0, x0, safe_set, scale, tol, eq_tol, *, optimizer, steps, eq_max_iter, record_every,
-    callback, callback_every,
+    game,
+    p0,
+    x0,
+    safe_set,
+    scale,
+    tol,
+    eq_tol,
+    *,
+    optimizer,
+    steps,
+    eq_max_iter,
+    record_every,
+    callback,
+    callback_every,
 ):
     n = p0.shape[0]
     rec0 = _records(steps, record_every, n, p0.dtype)
@@ -591,8 +632,14 @@ def _hypergradient_loop(
         )
 
     state = (
-        jnp.asarray(0), p0, x0, optimizer.init(p0), jnp.asarray(0),
-        jnp.asarray(jnp.inf, p0.dtype), True, rec0,
+        jnp.asarray(0),
+        p0,
+        x0,
+        optimizer.init(p0),
+        jnp.asarray(0),
+        jnp.asarray(jnp.inf, p0.dtype),
+        True,
+        rec0,
     )
     k, p, x, _, newton, stat, finite, rec = lax.while_loop(cond, body, state)
     return p, x, k, newton, stat, finite, rec
@@ -612,13 +659,30 @@ def _prepare(game, p0, x0, safe_set, steps, tol, record_every, callback_every):
     return _project(safe_set, p0), x0
 
 
-def _finish(method, game, p, x, k, newton, stat, finite, rec, eq_tol, eq_max_iter, t0, tol,
-            agent_steps=0, solves=None, settings=None):
+def _finish(
+    method,
+    game,
+    p,
+    x,
+    k,
+    newton,
+    stat,
+    finite,
+    rec,
+    eq_tol,
+    eq_max_iter,
+    t0,
+    tol,
+    agent_steps=0,
+    solves=None,
+    settings=None,
+):
     """Solve the final equilibrium exactly, trim the traces, build the result."""
     it, obj, ps = (np.asarray(r) for r in rec)
     keep = it >= 0
-    final = equilibrium(game, p, x if np.all(np.isfinite(np.asarray(x))) else None,
-                        tol=eq_tol, max_iter=eq_max_iter)
+    final = equilibrium(
+        game, p, x if np.all(np.isfinite(np.asarray(x))) else None, tol=eq_tol, max_iter=eq_max_iter
+    )
     finite = bool(finite) and final.status_name != "nonfinite"
     value = float(game.social_cost(final.x)) if finite else float("nan")
     status = RESULTS.name(_status(stat, tol, jnp.asarray(finite)))
@@ -677,14 +741,37 @@ def social_gradient_flow(
     t0 = time.perf_counter()
     dt = p0.dtype
     out = _flow_loop(
-        game, p0, x0, safe_set, jnp.asarray(step * rate, dt), jnp.asarray(tol, dt),
-        jnp.asarray(eq_tol, dt), steps=int(steps), eq_max_iter=int(eq_max_iter),
-        record_every=int(record_every), callback=callback, callback_every=int(callback_every),
+        game,
+        p0,
+        x0,
+        safe_set,
+        jnp.asarray(step * rate, dt),
+        jnp.asarray(tol, dt),
+        jnp.asarray(eq_tol, dt),
+        steps=int(steps),
+        eq_max_iter=int(eq_max_iter),
+        record_every=int(record_every),
+        callback=callback,
+        callback_every=int(callback_every),
     )
     p, x, k, newton, stat, finite, rec = jax.block_until_ready(out)
     settings = {"rate": rate, "step": step, "steps": steps, "tol": tol}
-    return _finish("flow", game, p, x, k, newton, stat, finite, rec, eq_tol, eq_max_iter, t0,
-                   tol, settings=settings)
+    return _finish(
+        "flow",
+        game,
+        p,
+        x,
+        k,
+        newton,
+        stat,
+        finite,
+        rec,
+        eq_tol,
+        eq_max_iter,
+        t0,
+        tol,
+        settings=settings,
+    )
 
 
 def two_timescale(
@@ -714,8 +801,9 @@ def two_timescale(
 
     Example::
 
-        res = two_timescale(game, jnp.zeros(game.num_players), rule="best-response",
-                            gamma=0.5, beta=0.02)
+        game = Routing.create()
+        res = two_timescale(game, jnp.zeros(3), rule="mirror", gamma=0.2, beta=0.01,
+                            safe_set=Box.create(0.0, 4.0, 3))
     """
     rule_fn = _rule(rule, game)
     check_positive(gamma, "gamma")
@@ -724,15 +812,40 @@ def two_timescale(
     t0 = time.perf_counter()
     dt = p0.dtype
     out = _two_timescale_loop(
-        game, p0, x0, safe_set, jnp.asarray(gamma, dt), jnp.asarray(beta, dt),
-        jnp.asarray(tol, dt), rule=rule_fn, steps=int(steps), record_every=int(record_every),
-        callback=callback, callback_every=int(callback_every),
+        game,
+        p0,
+        x0,
+        safe_set,
+        jnp.asarray(gamma, dt),
+        jnp.asarray(beta, dt),
+        jnp.asarray(tol, dt),
+        rule=rule_fn,
+        steps=int(steps),
+        record_every=int(record_every),
+        callback=callback,
+        callback_every=int(callback_every),
     )
     p, x, k, stat, finite, rec = jax.block_until_ready(out)
     name = rule if isinstance(rule, str) else getattr(rule, "__name__", "custom")
     settings = {"rule": name, "gamma": gamma, "beta": beta, "steps": steps, "tol": tol}
-    return _finish(f"two-timescale[{name}]", game, p, x, k, 0, stat, finite, rec, eq_tol, 50,
-                   t0, tol, agent_steps=int(k), solves=0, settings=settings)
+    return _finish(
+        f"two-timescale[{name}]",
+        game,
+        p,
+        x,
+        k,
+        0,
+        stat,
+        finite,
+        rec,
+        eq_tol,
+        50,
+        t0,
+        tol,
+        agent_steps=int(k),
+        solves=0,
+        settings=settings,
+    )
 
 
 @functools.lru_cache(maxsize=32)
@@ -770,13 +883,40 @@ def hypergradient_descent(
     t0 = time.perf_counter()
     dt = p0.dtype
     out = _hypergradient_loop(
-        game, p0, x0, safe_set, jnp.asarray(learning_rate, dt), jnp.asarray(tol, dt),
-        jnp.asarray(eq_tol, dt), optimizer=opt, steps=int(steps), eq_max_iter=int(eq_max_iter),
-        record_every=int(record_every), callback=callback, callback_every=int(callback_every),
+        game,
+        p0,
+        x0,
+        safe_set,
+        jnp.asarray(learning_rate, dt),
+        jnp.asarray(tol, dt),
+        jnp.asarray(eq_tol, dt),
+        optimizer=opt,
+        steps=int(steps),
+        eq_max_iter=int(eq_max_iter),
+        record_every=int(record_every),
+        callback=callback,
+        callback_every=int(callback_every),
     )
     p, x, k, newton, stat, finite, rec = jax.block_until_ready(out)
-    settings = {"learning_rate": learning_rate, "steps": steps, "tol": tol,
-                "optimizer": "sgd" if optimizer is None else "custom"}
-    return _finish("hypergradient", game, p, x, k, newton, stat, finite, rec, eq_tol,
-                   eq_max_iter, t0, tol, settings=settings)
-
+    settings = {
+        "learning_rate": learning_rate,
+        "steps": steps,
+        "tol": tol,
+        "optimizer": "sgd" if optimizer is None else "custom",
+    }
+    return _finish(
+        "hypergradient",
+        game,
+        p,
+        x,
+        k,
+        newton,
+        stat,
+        finite,
+        rec,
+        eq_tol,
+        eq_max_iter,
+        t0,
+        tol,
+        settings=settings,
+    )

@@ -314,5 +314,7 @@ def write_report(out, result: dict, *, command: str) -> dict:
         figs = _beach_figures(tmp, report) if beach else _static_figures(tmp, report)
         report["figures"] = figs
         write_json(tmp / "report.json", report)
-        write_text(tmp / "report.md", (_beach_markdown if beach else _static_markdown)(report, figs))
+        write_text(
+            tmp / "report.md", (_beach_markdown if beach else _static_markdown)(report, figs)
+        )
     return report

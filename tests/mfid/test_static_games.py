@@ -31,9 +31,10 @@ def test_random_affine_game_is_strongly_monotone_and_not_symmetric():
         assert np.allclose(Q, Q.T) and np.linalg.eigvalsh(Q).min() > 0
         x = np.random.default_rng(seed).normal(size=6)
         assert np.allclose(game.pseudo_gradient(jnp.asarray(x)), A @ x + np.asarray(game.b))
-        S = lambda y: 0.5 * y @ Q @ y + np.asarray(game.c) @ y  # noqa: E731
+        c = np.asarray(game.c)
+        S = lambda y, Q=Q, c=c: 0.5 * y @ Q @ y + c @ y  # noqa: E731
         assert np.allclose(game.social_gradient(jnp.asarray(x)), _fd_grad(S, x), atol=1e-7)
-        assert np.allclose(game.social_optimum(), np.linalg.solve(Q, -np.asarray(game.c)))
+        assert np.allclose(game.social_optimum(), np.linalg.solve(Q, -c))
 
 
 def test_non_monotone_example_is_spec_counterexample():

@@ -50,7 +50,9 @@ def _floats(text: str) -> list[float]:
     try:
         out = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
     if not out:
         raise argparse.ArgumentTypeError("expected at least one number")
     return out
@@ -402,8 +404,13 @@ def _run_beach_bar(args, progress: bool) -> tuple[dict, bool]:
         r = mf_social_gradient(game, objective, tau=ref.tau, eta=ref.eta, beta=beta,
                                inner=args.inner, steps=args.mf_steps)  # fmt: skip
         e, _ = evaluate(taxed, jnp.asarray(r.p))
-        sweep[f"{beta:g}"] = {**e, "status": r.status, "seconds": r.seconds,
-                              "transient": r.objective, "max_abs_tax": float(abs(r.p).max())}
+        sweep[f"{beta:g}"] = {
+            **e,
+            "status": r.status,
+            "seconds": r.seconds,
+            "transient": r.objective,
+            "max_abs_tax": float(abs(r.p).max()),
+        }
 
     sg_ok = sg.status != "nonfinite" and sg_eval["objective"] is not None
     am_ok = am.status in ("successful", "max_iterations") and am_eval["objective"] is not None
@@ -485,7 +492,9 @@ def run_design_social(args) -> int:
         result, failed = _run_static(args, progress)
     result["total_seconds"] = time.perf_counter() - t0
     result["single_core"] = not getattr(args, "all_cores", False)
-    result["cores_used"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    result["cores_used"] = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    )
 
     from mfid.report.social import write_report
 
