@@ -46,6 +46,15 @@ from mfid.games.gtb_mf import (
 from mfid.values import best_response
 
 US = jnp.asarray(US_FEDERAL_RATES)
+_flow = jax.jit(population_flow)
+_metrics = jax.jit(mean_field_metrics)
+
+
+@jax.jit
+def _round(game, h, L, theta, agg):
+    """One round's dynamics and its dense kernel."""
+    dyn = game.dynamics(h, L, theta, agg)
+    return dyn, dyn.kernel.dense()
 
 
 # ---------------------------------------------------------------------------------- tax schedule
@@ -312,15 +321,15 @@ def _random_policy(game, seed):
 def test_mean_field_flow_conserves_mass_and_kernel_is_adjoint():
     game = _small_game()
     pi = _random_policy(game, 0)
-    L = population_flow(game, pi, US)
+    L = _flow(game, pi, US)
     np.testing.assert_allclose(L.sum((1, 2)), 1.0, rtol=0, atol=1e-13)
     assert float(L.min()) >= 0.0
-    dyn = game.dynamics(3, L[3], US, jnp.asarray(4.0))
+    dyn, P = _round(game, 3, L[3], US, jnp.asarray(4.0))
     V = jnp.asarray(np.random.default_rng(1).normal(size=game.num_states))
     # <push(L), V> = <L, pull(V)>, rows of the kernel are distributions, dense matches
     np.testing.assert_allclose(dyn.kernel.push(L[3]) @ V, jnp.sum(L[3] * dyn.kernel.pull(V)),
                                rtol=1e-12)  # fmt: skip
-    P = np.asarray(dyn.kernel.dense())
+    P = np.asarray(P)
     np.testing.assert_allclose(P.sum(-1), 1.0, atol=1e-13)
     assert P.min() >= 0
     np.testing.assert_allclose(np.einsum("sa,sat->t", L[3], P), dyn.kernel.push(L[3]), atol=1e-14)
@@ -330,9 +339,9 @@ def test_mean_field_flow_conserves_mass_and_kernel_is_adjoint():
 def test_mean_field_round_against_direct_computation():
     """Reward, rebate and split of one round, computed by hand for a few (state, action)."""
     game = _small_game()
-    L = population_flow(game, _random_policy(game, 2), US)[4]
+    L = _flow(game, _random_policy(game, 2), US)[4]
     A = 7.5
-    dyn = game.dynamics(4, L, US, jnp.asarray(A))
+    dyn, P = _round(game, 4, L, US, jnp.asarray(A))
     K, G = game.num_types, game.num_grid
     y, s = np.asarray(game.grid), np.asarray(game.skills)
     Lr = np.asarray(L).reshape(K, 3, G, 15)
@@ -345,7 +354,7 @@ def test_mean_field_round_against_direct_computation():
     assert float(dyn.info) == pytest.approx(R, rel=1e-12)
     assert float(dyn.aggregate) == pytest.approx(A + R, rel=1e-12)
     U = lambda c: (c**0.77 - 1) / 0.77  # noqa: E731
-    P = np.asarray(dyn.kernel.dense()).reshape(K, 3, G, 15, K, 3, G)
+    P = np.asarray(P).reshape(K, 3, G, 15, K, 3, G)
     for k, m, j, a in [(0, 0, 0, 7), (1, 2, 3, 12), (1, 1, 5, 10), (0, 0, 2, 13), (1, 0, 1, 0)]:
         n, me = PLANS[a]
         feas = 2 * n - m + me >= 0 and 3 * n - m + me <= 10
@@ -365,14 +374,14 @@ def test_mean_field_round_against_direct_computation():
 def test_mean_field_metrics_against_direct_final_distribution():
     game = _small_game()
     pi = _random_policy(game, 3)
-    L = population_flow(game, pi, US)
-    met = mean_field_metrics(game, US, L)
+    L = _flow(game, pi, US)
+    met = _metrics(game, US, L)
     # final distribution by an independent dense push of L_{H-1}, rebates summed by hand
     A = 0.0
     for h in range(game.horizon):
-        dyn = game.dynamics(h, L[h], US, jnp.asarray(A))
+        dyn, P = _round(game, h, L[h], US, jnp.asarray(A))
         A = float(dyn.aggregate)
-    mu = np.einsum("sa,sat->t", L[-1], np.asarray(dyn.kernel.dense()))
+    mu = np.einsum("sa,sat->t", L[-1], np.asarray(P))
     coin = np.tile(np.asarray(game.grid), game.num_types * 3) + A
     mean = mu @ coin
     mad = mu @ np.abs(coin[:, None] - coin[None, :]) @ mu
@@ -407,9 +416,9 @@ def test_finite_economy_per_capita_averages_match_the_mean_field_z_test():
     game = _small_game()
     rates = US
     uniform = jnp.full((game.horizon, game.num_states, game.num_actions), 1 / 15)
-    pi = best_response(game, uniform, rates, jnp.asarray(0.3))
-    L = population_flow(game, pi, rates)
-    met = mean_field_metrics(game, rates, L)
+    pi = jax.jit(best_response)(game, uniform, rates, jnp.asarray(0.3))
+    L = _flow(game, pi, rates)
+    met = _metrics(game, rates, L)
     out = sample_economy(game, rates, pi, N, REPS, jax.random.key(7))
     crit = stats.norm.ppf(1 - 1e-3 / 2)
     for name, ref in [
@@ -425,7 +434,7 @@ def test_finite_economy_per_capita_averages_match_the_mean_field_z_test():
     # wrong references are rejected: productivity x equality of the same policy under a flat
     # 30% tax (more redistribution), and a productivity 2% off
     flat = jnp.full(7, 0.3)
-    wrong = mean_field_metrics(game, flat, population_flow(game, pi, flat))
+    wrong = _metrics(game, flat, _flow(game, pi, flat))
     z, _ = _z(out.grid_product, float(wrong.product))
     assert abs(z) > crit
     z, _ = _z(out.per_capita_productivity, 1.02 * float(met.per_capita_productivity))
