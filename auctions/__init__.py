@@ -23,16 +23,16 @@ from auctions.mechanisms import (
 )
 from auctions.mixture import MarketMixture, MixtureKernel
 from auctions.neural import NeuralMechanism, ResidualMLP
-from auctions.objectives import (
-    auction_rounds,
-    efficiency,
-    efficiency_objective,
-    make_objective,
-    mixed_objective,
-    revenue,
-    revenue_objective,
+from auctions.objectives import OBJECTIVES, Mix, auction_rounds, efficiency, make_objective, revenue
+from auctions.settings import (
+    SETTINGS,
+    Setting,
+    check_setting,
+    first_price_game,
+    geometric_mu0,
+    make,
+    with_mechanism,
 )
-from auctions.settings import SETTINGS, Setting, geometric_mu0, make
 from auctions.utilities import UTILITY_KINDS, Utility
 from auctions.win import allocated_mass, mass_above, win_probability
 
@@ -57,17 +57,19 @@ __all__ = [
     "MixtureKernel",
     "NeuralMechanism",
     "ResidualMLP",
+    "OBJECTIVES",
+    "Mix",
     "auction_rounds",
     "efficiency",
-    "efficiency_objective",
     "make_objective",
-    "mixed_objective",
     "revenue",
-    "revenue_objective",
     "SETTINGS",
     "Setting",
     "geometric_mu0",
     "make",
+    "check_setting",
+    "first_price_game",
+    "with_mechanism",
     "UTILITY_KINDS",
     "Utility",
     "allocated_mass",

@@ -1,94 +1,93 @@
-"""Designer objectives of the batched auction (SPEC section 4), as ``objective(theta, L)``.
+"""Designer objectives of the batched auction (``auctions/README.md``), as
+``g(game, theta, L, info)``.
 
-Every quantity is a function of the mechanism parameters and the flow: :func:`auction_rounds`
-replays the mechanism on ``L (H, S, M)`` with one ``lax.scan`` over rounds (carrying the
-remaining supply), which reproduces exactly the ``Dynamics.info`` of :func:`mfid.rollout`. So
-the design loop's ``objective(theta, L)`` needs no policy::
+The solvers pass the per-round :class:`~auctions.game.AuctionRound` records that the rollout
+built (``info``, stacked over rounds; a mixture adds a market axis), so an objective never
+re-simulates the rounds::
 
-    g_rev(theta, L) = sum_h sum_{s != ⊥, a} L_h(s, a) p_win,h(a) p_h(a)
-    g_eff(theta, L) = sum_h sum_{s != ⊥, a} L_h(s, a) p_win,h(a) v_s
+    g_rev(theta, L) = sum_h sum_{s != inactive, a} L_h(s, a) p_win,h(a) p_h(a)
+    g_eff(theta, L) = sum_h sum_{s != inactive, a} L_h(s, a) p_win,h(a) v_s
     g_mix           = w g_rev + (1 - w) g_eff
 
-For a :class:`~auctions.mixture.MarketMixture` the values are averages over its markets.
-The factories return plain functions; keep the returned object and pass the same one to every
-design step (it is a static argument of the compiled gradient, a new one recompiles).
+All are per capita (per unit mass of bidders); for a :class:`~auctions.mixture.MarketMixture`
+they are averages over its markets. Called without ``info`` they replay the rounds from
+``(theta, L)`` with :func:`auction_rounds` (one ``lax.scan``). :class:`Mix` is a frozen dataclass,
+hashable by value: ``Mix(0.5)`` built twice is the same static argument of a compiled step.
 
 Example::
 
-    obj = revenue_objective(game)
-    obj(theta, L)                 # scalar
+    import jax
+    from auctions import make, revenue
+    from solvers import solve_omd
+    st = make("A1", num_values=10, num_bids=10, width=8, key=jax.random.key(0))
+    res = solve_omd(st.game, st.theta0, tau=1e-2, eta=1.0, iters=50)
+    revenue(st.game, st.theta0, res.flow)        # per-capita revenue (replays the rounds)
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax.numpy as jnp
 from jax import lax
 
 from auctions.game import AuctionRound
+from mfid.checks import check_probability
 
-__all__ = [
-    "auction_rounds",
-    "revenue",
-    "efficiency",
-    "revenue_objective",
-    "efficiency_objective",
-    "mixed_objective",
-    "make_objective",
-]
+__all__ = ["OBJECTIVES", "Mix", "auction_rounds", "efficiency", "make_objective", "revenue"]
 
 
 def auction_rounds(game, theta, L) -> AuctionRound:
     """Per-round :class:`~auctions.game.AuctionRound` stacked over rounds (leading axis ``H``;
-    a mixture adds a market axis ``D`` after it)."""
+    a mixture adds a market axis ``D`` after it), replayed from ``(theta, L)``."""
 
     def step(r, xs):
         h, L_h = xs
-        _, _, r_next, info = game.round(h, L_h, theta, r)
-        return r_next, info
+        dyn = game.dynamics(h, L_h, theta, r)
+        return dyn.aggregate, dyn.info
 
     r0 = jnp.asarray(game.initial_aggregate(theta), L.dtype)
     return lax.scan(step, r0, (jnp.arange(game.horizon), L))[1]
 
 
-def revenue(game, theta, L):
+def _rounds(game, theta, L, info):
+    return info if isinstance(info, AuctionRound) else auction_rounds(game, theta, L)
+
+
+def revenue(game, theta, L, info=None):
     """``g_rev``: total expected payments per capita (mean over markets for a mixture)."""
-    return jnp.sum(auction_rounds(game, theta, L).revenue) / game.num_markets
+    return jnp.sum(_rounds(game, theta, L, info).revenue) / game.num_markets
 
 
-def efficiency(game, theta, L):
+def efficiency(game, theta, L, info=None):
     """``g_eff``: total value of the winners per capita (mean over markets for a mixture)."""
-    return jnp.sum(auction_rounds(game, theta, L).welfare) / game.num_markets
+    return jnp.sum(_rounds(game, theta, L, info).welfare) / game.num_markets
 
 
-def revenue_objective(game):
-    """``objective(theta, L) = g_rev``."""
-    return lambda theta, L: revenue(game, theta, L)
+@dataclasses.dataclass(frozen=True)
+class Mix:
+    """``g = weight g_rev + (1 - weight) g_eff``, ``weight`` in ``[0, 1]``."""
+
+    weight: float = 0.5
+
+    def __post_init__(self):
+        check_probability(self.weight, "weight")
+
+    def __call__(self, game, theta, L, info=None):
+        rounds = _rounds(game, theta, L, info)
+        rev, eff = jnp.sum(rounds.revenue), jnp.sum(rounds.welfare)
+        return (self.weight * rev + (1.0 - self.weight) * eff) / game.num_markets
 
 
-def efficiency_objective(game):
-    """``objective(theta, L) = g_eff``."""
-    return lambda theta, L: efficiency(game, theta, L)
+OBJECTIVES = ("revenue", "efficiency", "mix")
 
 
-def mixed_objective(game, weight: float = 0.5):
-    """``objective(theta, L) = weight g_rev + (1 - weight) g_eff``, ``weight`` in ``[0, 1]``."""
-    if not (0.0 <= weight <= 1.0):
-        raise ValueError(f"weight must lie in [0, 1], got {weight!r}")
-
-    def objective(theta, L):
-        info = auction_rounds(game, theta, L)
-        rev, eff = jnp.sum(info.revenue), jnp.sum(info.welfare)
-        return (weight * rev + (1.0 - weight) * eff) / game.num_markets
-
-    return objective
-
-
-def make_objective(game, name: str = "revenue", weight: float = 0.5):
-    """Objective by name: ``revenue``, ``efficiency`` or ``mix`` (with ``weight``)."""
+def make_objective(name: str = "revenue", weight: float = 0.5):
+    """Objective by name: ``revenue``, ``efficiency`` or ``mix`` (``Mix(weight)``)."""
     if name == "revenue":
-        return revenue_objective(game)
+        return revenue
     if name == "efficiency":
-        return efficiency_objective(game)
+        return efficiency
     if name == "mix":
-        return mixed_objective(game, weight)
-    raise ValueError(f"objective must be 'revenue', 'efficiency' or 'mix', got {name!r}")
+        return Mix(weight)
+    raise ValueError(f"objective must be one of {OBJECTIVES}, got {name!r}")

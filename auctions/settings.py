@@ -43,12 +43,21 @@ import numpy as np
 
 from auctions.bound import posted_price_bound
 from auctions.game import BatchedAuction
-from auctions.mechanisms import StaticMechanism
+from auctions.mechanisms import FirstPrice, StaticMechanism
 from auctions.mixture import MarketMixture
 from auctions.neural import NeuralMechanism
 from auctions.utilities import Utility
+from mfid.checks import check_count
 
-__all__ = ["Setting", "SETTINGS", "make", "geometric_mu0"]
+__all__ = [
+    "SETTINGS",
+    "Setting",
+    "check_setting",
+    "first_price_game",
+    "geometric_mu0",
+    "make",
+    "with_mechanism",
+]
 
 SETTINGS = ("A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10")
 
@@ -95,20 +104,24 @@ def make(
     num_bids: int = 100,
     width: int = 256,
     depth: int = 2,
-    key=None,
+    key,
     draws: int = 4,
+    draws_key=None,
     horizon: int | None = None,
 ) -> Setting:
-    """Build setting ``name`` (``A1``..``A10``). ``num_values``/``num_bids`` shrink the grids
-    (tests), ``horizon`` overrides H (the memory benchmark), ``key`` seeds the network and A3's
-    draws."""
-    if name not in SETTINGS:
-        raise ValueError(f"setting must be one of {SETTINGS}, got {name!r}")
-    if draws <= 0:
-        raise ValueError(f"draws must be a positive integer, got {draws!r}")
-    K, M = int(num_values), int(num_bids)
-    key = jax.random.key(3) if key is None else key
-    k_net, k_draw = jax.random.split(key)
+    """Build setting ``name`` (``A1``..``A10``, any case). ``key`` (a PRNG key, required) seeds
+    the network initialisation. ``num_values``/``num_bids`` shrink the grids (tests),
+    ``horizon`` overrides H (the memory benchmark). A3's fixed batch of ``draws`` markets is
+    drawn from ``draws_key`` (default: the setting's own draw key, the same batch for every
+    network seed, so every design and the first-price baseline see the same markets)."""
+    name = check_setting(name)
+    draws = check_count(draws, "draws")
+    K = check_count(num_values, "num_values")
+    M = check_count(num_bids, "num_bids")
+    if key is None or not hasattr(key, "dtype"):
+        raise ValueError(f"key must be a PRNG key (jax.random.key(seed)), got {key!r}")
+    k_net = jax.random.split(key)[0]
+    k_draw = jax.random.split(jax.random.key(3))[1] if draws_key is None else draws_key
     uniform = np.full(K, 1.0 / K)
     cfg = dict(H=4, mu0=uniform, alpha_max=0.8, utility=Utility.create(), rho=0.0, sigma=None)
     objective = "revenue"
@@ -170,3 +183,23 @@ def make(
     if meta["bound_applies"]:
         meta["bound"], meta["bound_price"] = posted_price_bound(cfg["mu0"], cfg["alpha_max"])
     return Setting(name, game, mech, mech.init_theta(), objective, 0.5, meta)
+
+
+def check_setting(name) -> str:
+    """The canonical setting name (``a1`` -> ``A1``) or ``ValueError``."""
+    canon = str(name).upper() if isinstance(name, str) else name
+    if canon not in SETTINGS:
+        raise ValueError(f"setting must be one of {', '.join(SETTINGS)}, got {name!r}")
+    return canon
+
+
+def with_mechanism(game, mechanism):
+    """The same market(s) with another mechanism (a single ``replace`` on a stacked mixture)."""
+    if isinstance(game, MarketMixture):
+        return game.replace(markets=game.markets.replace(mechanism=mechanism))
+    return game.replace(mechanism=mechanism)
+
+
+def first_price_game(game):
+    """The same market(s) with the first-price mechanism (``alpha_h = r_h / (H - h)``)."""
+    return with_mechanism(game, FirstPrice(game.num_actions, game.horizon))

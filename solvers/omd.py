@@ -5,7 +5,8 @@ Iterates on logits ``zeta in R^{H x S x A}`` from ``zeta_0 = 0`` (the uniform po
     zeta_{t+1} = (1 - eta tau) zeta_t + eta q^tau( Lambda(softmax zeta_t | theta), softmax zeta_t, theta )
 
 Its fixed point ``zeta* = q^tau / tau`` gives the regularised MF-NE ``pi* = softmax(q^tau / tau)``
-(Perolat et al., "Scaling up mean field games with online mirror descent", 2022).
+(Perolat et al., "Scaling up mean field games with online mirror descent", 2022). The T-step loop
+is the one of :mod:`solvers.adjoint` (``Unrolled().steps(omd_step, ...)``).
 
 Example::
 
@@ -23,27 +24,34 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 from jax import lax
 
+from mfid.checks import check_count, check_positive, check_theta
 from mfid.flow import rollout
-from mfid.checks import check_theta, is_concrete
 from mfid.game import MeanFieldGame
-from mfid.values import _exploitability_from, evaluate_policy
+from mfid.values import best_response_values, evaluate_policy
+from solvers.adjoint import Unrolled
+from solvers.results import RESULTS, raise_for_status
 
 __all__ = [
-    "STATUS_NAMES",
+    "MASS_TOL",
     "OMDResult",
     "check_omd_args",
+    "equilibrium_diagnostics",
     "initial_logits",
+    "omd_status",
+    "omd_step",
     "omd_update",
     "policy_from_logits",
     "solve_omd",
 ]
 
-CONVERGED, MAX_ITERATIONS, NONFINITE = 0, 1, 2
-STATUS_NAMES = {CONVERGED: "converged", MAX_ITERATIONS: "max_iterations", NONFINITE: "nonfinite"}
+MASS_TOL = 1e-6
+"""Largest ``|sum_{s,a} L_h(s, a) - 1|`` a flow may have before its status is
+``mass_not_conserved``."""
+
+_SATURATION = 1e3
 
 
 @struct.dataclass
@@ -51,9 +59,10 @@ class OMDResult:
     """Outcome of :func:`solve_omd`.
 
     ``policy``/``flow``/``logits``: ``(H, S, A)``; ``exploitability``: scalar at the returned
-    policy; ``iterations``: OMD steps taken; ``status``: 0 converged, 1 max-iterations,
-    2 non-finite; ``trace``: exploitability after every ``trace_every`` (or ``check_every``)
-    steps, ``trace_iters`` the matching iteration counts.
+    policy; ``iterations``: OMD steps taken; ``status``: a :data:`solvers.results.RESULTS` code
+    (``successful`` = converged to ``tol``; ``max_iterations``; ``nonfinite``; ``diverged``;
+    ``mass_not_conserved``); ``mass_error``: ``max_h |sum L_h - 1|``; ``trace``: exploitability
+    after every ``trace_every`` (or ``check_every``) steps, ``trace_iters`` the matching counts.
     """
 
     policy: jnp.ndarray
@@ -64,14 +73,19 @@ class OMDResult:
     status: jnp.ndarray
     trace: jnp.ndarray
     trace_iters: jnp.ndarray
+    mass_error: jnp.ndarray = 0.0
 
     @property
     def status_name(self) -> str:
-        return STATUS_NAMES[int(self.status)]
+        return RESULTS.name(self.status)
+
+    @property
+    def message(self) -> str:
+        return RESULTS.message(self.status)
 
     @property
     def converged(self) -> bool:
-        return int(self.status) == CONVERGED
+        return int(self.status) == RESULTS.successful.code
 
 
 def policy_from_logits(zeta):
@@ -93,65 +107,100 @@ def omd_update(game: MeanFieldGame, theta, zeta, tau, eta):
     return (1.0 - eta * tau) * zeta + eta * q
 
 
-def _final(game, theta, zeta, tau):
+def omd_step(zeta, args):
+    """:func:`omd_update` in the ``step(zeta, args)`` form of :mod:`solvers.adjoint`, with
+    ``args = (game, theta, tau, eta)``."""
+    game, theta, tau, eta = args
+    return omd_update(game, theta, zeta, tau, eta)
+
+
+def equilibrium_diagnostics(game: MeanFieldGame, dyn, pi, logpi, L, zeta, tau, eta):
+    """Exploitability, fixed-point residual ``||Phi(zeta) - zeta||_inf = eta ||q - tau zeta||_inf``,
+    mass error and logit saturation of the policy ``pi = softmax(zeta)`` whose flow ``L`` and
+    round dynamics ``dyn`` are given (no second rollout)."""
+    q, V = evaluate_policy(dyn, pi, tau, logpi)
+    _, Vstar = best_response_values(dyn, tau, game.num_states, pi.dtype)
+    mu0 = game.mu0.astype(V.dtype)
+    expl = mu0 @ (Vstar[0] - V[0])
+    fp = eta * jnp.max(jnp.abs(q - tau * zeta))
+    mass = jnp.max(jnp.abs(jnp.sum(L, axis=(1, 2)) - 1.0))
+    saturated = (eta * tau > 2.0) | (
+        tau * jnp.max(jnp.abs(zeta)) > _SATURATION * (jnp.max(jnp.abs(q)) + 1.0)
+    )
+    return {"exploitability": expl, "fixed_point_residual": fp, "mass_error": mass,
+            "saturated": saturated}  # fmt: skip
+
+
+def omd_status(ok_code, diag, *finite_trees):
+    """The status of an OMD outcome: ``nonfinite`` > ``diverged`` > ``mass_not_conserved`` >
+    ``ok_code`` (``successful`` or ``max_iterations``)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(finite_trees)]
+    leaves.append(jnp.isfinite(diag["exploitability"]))
+    finite = jnp.all(jnp.stack(leaves))
+    status = jnp.where(diag["mass_error"] > MASS_TOL, RESULTS.mass_not_conserved.code, ok_code)
+    status = jnp.where(diag["saturated"], RESULTS.diverged.code, status)
+    return jnp.where(finite, status, RESULTS.nonfinite.code)
+
+
+def _final(game, theta, zeta, tau, eta):
     pi, logpi = policy_from_logits(zeta)
     L, dyn = rollout(game, pi, theta)
-    return pi, L, _exploitability_from(game, dyn, pi, tau, logpi)
+    return pi, L, equilibrium_diagnostics(game, dyn, pi, logpi, L, zeta, tau, eta)
 
 
-def _steps(game, theta, zeta, tau, eta, n: int):
-    if n == 0:
-        return zeta
-    return lax.scan(
-        lambda z, _: (omd_update(game, theta, z, tau, eta), None), zeta, None, length=n
-    )[0]
+def _result(game, theta, zeta, tau, eta, iterations, ok_code, trace, trace_iters):
+    pi, L, diag = _final(game, theta, zeta, tau, eta)
+    status = omd_status(ok_code, diag, zeta)
+    return OMDResult(pi, L, zeta, diag["exploitability"], iterations, status, trace, trace_iters,
+                     diag["mass_error"])  # fmt: skip
 
 
 @partial(jax.jit, static_argnames=("iters", "trace_every"))
 def _solve_fixed(game, theta, zeta0, tau, eta, iters: int, trace_every: int):
+    args = (game, theta, tau, eta)
+    loop = Unrolled()
     if trace_every > 0:
         blocks, rest = divmod(iters, trace_every)
 
         def block(z, _):
-            z = _steps(game, theta, z, tau, eta, trace_every)
-            return z, _final(game, theta, z, tau)[2]
+            z = loop.steps(omd_step, z, args, trace_every)
+            return z, _final(game, theta, z, tau, eta)[2]["exploitability"]
 
         zeta, trace = lax.scan(block, zeta0, None, length=blocks)
-        zeta = _steps(game, theta, zeta, tau, eta, rest)
+        zeta = loop.steps(omd_step, zeta, args, rest)
         trace_iters = trace_every * jnp.arange(1, blocks + 1)
     else:
-        zeta = _steps(game, theta, zeta0, tau, eta, iters)
+        zeta = loop.steps(omd_step, zeta0, args, iters)
         trace = jnp.zeros((0,), zeta0.dtype)
         trace_iters = jnp.zeros((0,), jnp.int32)
-    pi, L, expl = _final(game, theta, zeta, tau)
-    finite = jnp.all(jnp.isfinite(zeta)) & jnp.isfinite(expl)
-    status = jnp.where(finite, MAX_ITERATIONS, NONFINITE)
-    return OMDResult(pi, L, zeta, expl, jnp.asarray(iters), status, trace, trace_iters)
+    ok = jnp.asarray(RESULTS.max_iterations.code)
+    return _result(game, theta, zeta, tau, eta, jnp.asarray(iters), ok, trace, trace_iters)
 
 
 @partial(jax.jit, static_argnames=("iters", "check_every"))
 def _solve_tol(game, theta, zeta0, tau, eta, tol, iters: int, check_every: int):
     n_checks = math.ceil(iters / check_every)
     trace0 = jnp.full((n_checks,), jnp.inf, zeta0.dtype)
+    args = (game, theta, tau, eta)
+
+    def expl_at(z):
+        return _final(game, theta, z, tau, eta)[2]["exploitability"]
 
     def cond(state):
         _, t, e, k, _ = state
-        return (t < iters) & (e > tol) & jnp.isfinite(e)
+        return (t < iters) & (jnp.abs(e) > tol) & jnp.isfinite(e)
 
     def body(state):
         z, t, _, k, trace = state
         n = jnp.minimum(check_every, iters - t)
-        z = lax.fori_loop(0, n, lambda _, z: omd_update(game, theta, z, tau, eta), z)
-        e = _final(game, theta, z, tau)[2]
+        z = Unrolled().steps(omd_step, z, args, n)
+        e = expl_at(z)
         return z, t + n, e, k + 1, trace.at[k].set(e)
 
-    e0 = _final(game, theta, zeta0, tau)[2]
-    zeta, t, _, k, trace = lax.while_loop(cond, body, (zeta0, 0, e0, 0, trace0))
-    pi, L, expl = _final(game, theta, zeta, tau)
-    finite = jnp.all(jnp.isfinite(zeta)) & jnp.isfinite(expl)
-    status = jnp.where(~finite, NONFINITE, jnp.where(expl <= tol, CONVERGED, MAX_ITERATIONS))
+    zeta, t, e, k, trace = lax.while_loop(cond, body, (zeta0, 0, expl_at(zeta0), 0, trace0))
+    ok = jnp.where(jnp.abs(e) <= tol, RESULTS.successful.code, RESULTS.max_iterations.code)
     trace_iters = jnp.minimum(check_every * jnp.arange(1, n_checks + 1), iters)
-    return OMDResult(pi, L, zeta, expl, t, status, trace, trace_iters), k
+    return _result(game, theta, zeta, tau, eta, t, ok, trace, trace_iters), k
 
 
 def initial_logits(game: MeanFieldGame, zeta0=None):
@@ -167,15 +216,13 @@ def initial_logits(game: MeanFieldGame, zeta0=None):
     return zeta0
 
 
-def check_omd_args(tau, eta, iters, name_prefix: str = "") -> None:
-    """Raise ``ValueError`` for ``tau < 0``, ``eta <= 0`` or a non-positive iteration count."""
+def check_omd_args(tau, eta, iters, name_prefix: str = "") -> int:
+    """Raise ``ValueError`` for ``tau < 0``, ``eta <= 0`` or a non-positive iteration count;
+    returns ``iters`` as an int."""
     p = name_prefix
-    if is_concrete(tau) and not (np.isfinite(float(tau)) and float(tau) >= 0):
-        raise ValueError(f"{p}tau must be a finite number >= 0, got {tau!r}")
-    if is_concrete(eta) and not (np.isfinite(float(eta)) and float(eta) > 0):
-        raise ValueError(f"{p}eta must be a finite number > 0, got {eta!r}")
-    if not isinstance(iters, (int, np.integer)) or isinstance(iters, bool) or iters <= 0:
-        raise ValueError(f"{p}iters must be a positive integer, got {iters!r}")
+    check_positive(tau, f"{p}tau", allow_zero=True)
+    check_positive(eta, f"{p}eta")
+    return check_count(iters, f"{p}iters")
 
 
 def solve_omd(
@@ -189,22 +236,23 @@ def solve_omd(
     check_every: int = 10,
     trace_every: int = 0,
     zeta0=None,
+    throw: bool = False,
 ) -> OMDResult:
     """Run OMD on ``game`` at parameters ``theta``.
 
-    With ``tol=None`` it takes exactly ``iters`` steps (one ``lax.scan``) and records the
-    exploitability every ``trace_every`` steps if ``trace_every > 0``. With a tolerance it stops
-    as soon as the exploitability (checked every ``check_every`` steps) is ``<= tol``, or after
-    ``iters`` steps. ``zeta0`` warm-starts the logits (default zeros: the uniform policy).
-    The status reports ``nonfinite`` if the iterate or its exploitability stops being finite.
+    With ``tol=None`` it takes exactly ``iters`` steps (one ``lax.scan``; status
+    ``max_iterations``) and records the exploitability every ``trace_every`` steps if
+    ``trace_every > 0``. With a tolerance it stops as soon as ``|exploitability|`` (checked every
+    ``check_every`` steps) is ``<= tol`` (status ``successful``), or after ``iters`` steps
+    (``max_iterations``). ``zeta0`` warm-starts the logits (default zeros: the uniform policy).
+    Non-finite iterates, divergence and a flow that does not conserve mass are reported in the
+    status; ``throw=True`` raises ``ValueError`` for them (and for an unreached ``tol``).
     """
-    check_omd_args(tau, eta, iters)
-    if not isinstance(trace_every, (int, np.integer)) or trace_every < 0:
-        raise ValueError(f"trace_every must be an integer >= 0, got {trace_every!r}")
-    if not isinstance(check_every, (int, np.integer)) or check_every <= 0:
-        raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
-    if tol is not None and not (float(tol) >= 0):
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    iters = check_omd_args(tau, eta, iters)
+    trace_every = check_count(trace_every, "trace_every", 0)
+    check_every = check_count(check_every, "check_every")
+    if tol is not None:
+        check_positive(tol, "tol", allow_zero=True)
     check_theta(theta)
     game.validate(theta)
     zeta0 = initial_logits(game, zeta0)
@@ -212,9 +260,12 @@ def solve_omd(
     tau_ = jnp.asarray(tau, dtype)
     eta_ = jnp.asarray(eta, dtype)
     if tol is None:
-        return _solve_fixed(game, theta, zeta0, tau_, eta_, int(iters), int(trace_every))
-    res, k = _solve_tol(
-        game, theta, zeta0, tau_, eta_, jnp.asarray(tol, dtype), int(iters), int(check_every)
-    )
-    k = int(k)
-    return res.replace(trace=res.trace[:k], trace_iters=res.trace_iters[:k])
+        res = _solve_fixed(game, theta, zeta0, tau_, eta_, iters, trace_every)
+    else:
+        res, k = _solve_tol(game, theta, zeta0, tau_, eta_, jnp.asarray(tol, dtype), iters,
+                            check_every)  # fmt: skip
+        k = int(k)
+        res = res.replace(trace=res.trace[:k], trace_iters=res.trace_iters[:k])
+    if throw:
+        raise_for_status(res.status, "solve_omd", allow_max_iterations=tol is None)
+    return res

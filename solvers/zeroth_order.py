@@ -33,15 +33,9 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-__all__ = [
-    "ZEROTH_ORDER_METHODS",
-    "anneal_step",
-    "evaluations_per_step",
-    "sphere_direction",
-    "two_point_gradient",
-]
+from mfid.checks import check_count
 
-ZEROTH_ORDER_METHODS = ("zeroth-sgd", "zeroth-adam", "anneal")
+__all__ = ["anneal_step", "sphere_direction", "two_point_gradient"]
 
 
 def sphere_direction(key, theta):
@@ -57,14 +51,12 @@ def two_point_gradient(f: Callable, theta, key, u, num_directions: int = 1):
     averaged over ``num_directions`` directions ``z`` uniform on the unit sphere; a pytree like
     ``theta``. ``f`` maps a pytree like ``theta`` to a scalar and must be traceable (the
     directions are evaluated with ``jax.vmap``). Costs ``2 * num_directions`` evaluations."""
-    if not isinstance(num_directions, int) or num_directions < 1:
-        raise ValueError(f"num_directions must be a positive integer, got {num_directions!r}")
+    num_directions = check_count(num_directions, "num_directions")
     flat, unravel = ravel_pytree(theta)
     D = flat.size
 
     def one(k):
-        n = jax.random.normal(k, flat.shape, flat.dtype)
-        z = n / jnp.linalg.norm(n)
+        z = ravel_pytree(sphere_direction(k, theta))[0]
         diff = f(unravel(flat + u * z)) - f(unravel(flat - u * z))
         return (D / (2.0 * u)) * diff * z
 
@@ -83,13 +75,3 @@ def anneal_step(f: Callable, theta, value, key, sigma):
     i = jnp.argmin(vals)
     better = vals[i] < value
     return unravel(jnp.where(better, cands[i], flat)), jnp.where(better, vals[i], value)
-
-
-def evaluations_per_step(method: str, num_directions: int = 1) -> int:
-    """Objective evaluations one design step of a zeroth-order ``method`` costs, including the
-    evaluation at the current ``theta`` that the trace records."""
-    if method in ("zeroth-sgd", "zeroth-adam"):
-        return 2 * num_directions + 1
-    if method == "anneal":
-        return 3
-    raise ValueError(f"method must be one of {ZEROTH_ORDER_METHODS}, got {method!r}")

@@ -64,11 +64,6 @@ def parse_ns(text: str) -> list[int]:
         raise ValueError(f"n must be a comma-separated list of integers, got {text!r}") from err
 
 
-def game_bids(preset) -> int:
-    """Number of bid levels of a preset's game."""
-    return int(preset.game.num_actions)
-
-
 def build_setting(name: str, mechanism: str = "first-price"):
     """``(sampler, g, eps_mf, meta)`` for a setting name (see module docstring); for ``A1`` the
     ``mechanism`` is ``first-price`` (parameter-free) or ``neural`` (the preset's network at its
@@ -92,13 +87,14 @@ def build_setting(name: str, mechanism: str = "first-price"):
             "mean_field_objective": "mu0 . V^pi_0 at tau = 0 in the flow Lambda(pi)",
         }
     elif name == "A1":
-        from auctions.mechanisms import FirstPrice
-        from auctions.settings import make
+        import jax
+
+        from auctions.settings import first_price_game, make
         from auctions.simulate import auction_sampler
 
-        preset = make("A1")
+        preset = make("A1", key=jax.random.key(1000))
         if mechanism == "first-price":
-            game = preset.game.replace(mechanism=FirstPrice(game_bids(preset), preset.game.horizon))
+            game = first_price_game(preset.game)
             theta = {}
         else:
             game, theta = preset.game, preset.theta0
@@ -130,10 +126,7 @@ def build_setting(name: str, mechanism: str = "first-price"):
 def plot_study(study, path: Path) -> None:
     """Log-log figure: |gap| with error bars, RMSE, fitted line, 1/sqrt(N) reference; and the
     deviation gain ``|eps_N - eps_MF|``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mfid.report.common import new_figure
     import numpy as np
 
     rows = study.rows
@@ -141,7 +134,8 @@ def plot_study(study, path: Path) -> None:
     gap = np.abs([r.gap for r in rows])
     se = np.array([r.stderr for r in rows])
     rmse = np.array([r.rmse for r in rows])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = new_figure(figsize=(11, 4.2), layout=None)
+    axes = fig.subplots(1, 2)
     ax = axes[0]
     ax.errorbar(n, gap, yerr=se, fmt="o", capsize=3, label=r"$|E\,G_N - g|$ ($\pm$ 1 s.e.)")
     ax.plot(n, rmse, "s", mfc="none", label=r"RMSE of $G_N - g$")
@@ -177,7 +171,6 @@ def plot_study(study, path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def run_validate(args) -> int:

@@ -4,12 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from auctions import make, revenue_objective
+from auctions import make, revenue
 from solvers.gradients import value_and_grad
 
 SETTING = make("A1", num_values=6, num_bids=5, width=8, depth=1, key=jax.random.key(7))
 GAME, THETA = SETTING.game, SETTING.theta0
-OBJ = revenue_objective(GAME)
+OBJ = revenue
 EPS = 1e-5
 KW = dict(tau=0.05, eta=2.0, iters=25)
 
@@ -21,7 +21,7 @@ def flat(tree):
 def test_cross_mode_and_finite_differences():
     vals, grads = {}, {}
     for mode in ("unrolled", "amid", "reference"):
-        v, g, aux = value_and_grad(GAME, OBJ, THETA, mode=mode, **KW)
+        v, g, aux = value_and_grad(GAME, OBJ, THETA, adjoint=mode, **KW)
         vals[mode], grads[mode] = float(v), flat(g)
     assert np.linalg.norm(grads["amid"]) > 1e-4
     for mode in ("amid", "reference"):
@@ -39,8 +39,8 @@ def test_cross_mode_and_finite_differences():
         plus = jax.tree.map(lambda x, y: x + EPS * y, THETA, dirn)
         minus = jax.tree.map(lambda x, y: x - EPS * y, THETA, dirn)
         fd = (
-            float(value_and_grad(GAME, OBJ, plus, mode="amid", **KW)[0])
-            - float(value_and_grad(GAME, OBJ, minus, mode="amid", **KW)[0])
+            float(value_and_grad(GAME, OBJ, plus, adjoint="amid", **KW)[0])
+            - float(value_and_grad(GAME, OBJ, minus, adjoint="amid", **KW)[0])
         ) / (2 * EPS)
         np.testing.assert_allclose(grads["amid"] @ flat(dirn), fd, rtol=1e-6, atol=1e-10)
 
@@ -51,11 +51,11 @@ def test_forward_mode_agrees_with_reverse_mode():
     from solvers.gradients import omd_logits
 
     def G(theta):
-        z = omd_logits(GAME, theta, tau=0.05, eta=2.0, iters=25, mode="unrolled")
-        L, _ = rollout(GAME, jax.nn.softmax(z, -1), theta)
-        return OBJ(theta, L)
+        z = omd_logits(GAME, theta, tau=0.05, eta=2.0, iters=25, adjoint="unrolled")
+        L, dyn = rollout(GAME, jax.nn.softmax(z, -1), theta)
+        return OBJ(GAME, theta, L, dyn.info)
 
-    _, g, _ = value_and_grad(GAME, OBJ, THETA, mode="amid", **KW)
+    _, g, _ = value_and_grad(GAME, OBJ, THETA, adjoint="amid", **KW)
     dirn = jax.tree.map(
         lambda x: jnp.cos(jnp.arange(x.size, dtype=x.dtype)).reshape(x.shape), THETA
     )

@@ -1,22 +1,30 @@
 """Design loop: beach-bar pricing lowers congestion at a near-equilibrium, the objective sense,
 zeroth-order methods and their evaluation counts, checkpoint/resume, refusals, bad arguments."""
 
+import dataclasses
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import compiles
 
-from mfid import BeachBar, congestion
-from solvers.design import _design_step, design
+from mfid import BeachBar, Congestion
+from solvers import Anneal, Exact, Implicit, TwoPoint, design, design_seeds
 
-KW = dict(tau=0.1, eta=0.3, iters=150, val_iters=400, learning_rate=0.3, progress=False)
-
-
-def congestion_objective(theta, L):
-    return congestion(L, 50.0)
+KW = dict(tau=0.1, eta=0.3, iters=150, val_iters=400, learning_rate=0.3, key=jax.random.key(0))
+congestion_objective = Congestion(50.0)
 
 
-def neg_congestion_objective(theta, L):
-    return -congestion(L, 50.0)
+@dataclasses.dataclass(frozen=True)
+class NegCongestion:
+    beta: float = 50.0
+
+    def __call__(self, game, theta, L, info=()):
+        return -Congestion(self.beta)(game, theta, L, info)
+
+
+neg_congestion_objective = NegCongestion()
 
 
 def game():
@@ -24,10 +32,10 @@ def game():
 
 
 def test_beach_bar_design_lowers_congestion_at_low_exploitability():
-    n0 = _design_step._cache_size()
-    res = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=15, **KW)
-    assert _design_step._cache_size() - n0 <= 1  # one compilation for the whole run
-    assert res.status == "ok" and res.steps == 15 and res.resumed_from == 0
+    with compiles() as names:
+        res = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=15, **KW)
+    assert sum("design_step" in n for n in names) <= 1  # one compilation for the whole run
+    assert res.status == "successful" and res.steps == 15 and res.resumed_from == 0
     assert res.final_value < res.initial_value - 0.02, (res.initial_value, res.final_value)
     assert res.final_exploitability < 0.02
     assert np.all(res.exploitability < 0.02)
@@ -37,9 +45,10 @@ def test_beach_bar_design_lowers_congestion_at_low_exploitability():
     price = np.asarray(game().price(res.theta))
     assert price[5] > price[0] and price[5] > price[-1]
     # a second run with a new starting point reuses the compiled step
-    n1 = _design_step._cache_size()
-    design(game(), congestion_objective, jnp.ones(10), maximize=False, steps=2, **KW)
-    assert _design_step._cache_size() == n1
+    with compiles() as names:
+        design(game(), Congestion(50.0), jnp.ones(10), maximize=False, steps=2, **KW)
+    assert not [n for n in names if "design_step" in n]
+    assert res.final.converged is False and res.final.exploitability < 0.02
 
 
 def test_maximize_flips_the_sense():
@@ -95,23 +104,35 @@ def test_killed_run_resumes_to_the_same_theta(tmp_path):
     )  # fmt: skip
     assert again.resumed_from == steps
     np.testing.assert_array_equal(np.asarray(again.theta), np.asarray(ref.theta))
-    with pytest.raises(ValueError, match="different settings"):
-        design(
-            game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps,
-            checkpoint_dir=ckpt, **{**KW, "tau": 0.2},
-        )  # fmt: skip
+    for other in ({"tau": 0.2}, {"key": jax.random.key(1)}):
+        with pytest.raises(ValueError, match="other settings"):
+            design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps,
+                   checkpoint_dir=ckpt, **{**KW, **other})  # fmt: skip
+    # the game's parameters and the objective are part of the fingerprint
+    with pytest.raises(ValueError, match="other settings"):
+        design(BeachBar.create(num_states=10, horizon=5, crowd=0.5), congestion_objective,
+               jnp.zeros(10), maximize=False, steps=steps, checkpoint_dir=ckpt, **KW)  # fmt: skip
+    with pytest.raises(ValueError, match="other settings"):
+        design(game(), Congestion(10.0), jnp.zeros(10), maximize=False, steps=steps,
+               checkpoint_dir=ckpt, **KW)  # fmt: skip
+    # a corrupt checkpoint is refused with a one-line message naming it
+    path = ckpt / "design_checkpoint.npz"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="cannot be read"):
+        design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps,
+               checkpoint_dir=ckpt, **KW)  # fmt: skip
 
 
 def test_zeroth_order_methods_count_evaluations():
     zo = design(
         game(), congestion_objective, jnp.zeros(10), maximize=False, steps=4,
-        method="zeroth-adam", num_directions=2, u=0.05, key=3, **KW,
+        estimator=TwoPoint(u=0.05, directions=2), **{**KW, "key": jax.random.key(3)},
     )  # fmt: skip
     np.testing.assert_array_equal(zo.evaluations, 5 * np.arange(1, 5))
     assert np.all(zo.grad_norm > 0)
     an = design(
         game(), congestion_objective, jnp.zeros(10), maximize=False, steps=6,
-        method="anneal", sigma=1.0, warm_start=False, key=4, **KW,
+        estimator=Anneal(sigma=1.0), warm_start=False, **{**KW, "key": jax.random.key(4)},
     )  # fmt: skip
     np.testing.assert_array_equal(an.evaluations, 3 * np.arange(1, 7))
     # without warm start ANNEAL's accepted objective never increases
@@ -122,7 +143,7 @@ def test_zeroth_order_methods_count_evaluations():
 def test_float32_design_steps_follow_the_float64_run(method):
     """Mixed precision: float32 OMD and gradients, float64 parameters, optimiser state and
     evaluations. The float32 run follows the float64 one to float32 accuracy."""
-    args = dict(maximize=False, steps=6, method=method, key=3, **KW)
+    args = dict(maximize=False, steps=6, estimator=method, **{**KW, "key": jax.random.key(3)})
     ref = design(game(), congestion_objective, jnp.zeros(10), **args)
     low = design(game(), congestion_objective, jnp.zeros(10), precision="float32", **args)
     assert np.asarray(low.theta).dtype == np.float64
@@ -138,29 +159,34 @@ def test_implicit_design_refuses_an_unconverged_equilibrium():
     with pytest.raises(ValueError, match="omd_not_converged"):
         design(
             game(), congestion_objective, jnp.zeros(10), maximize=False, steps=2,
-            method="implicit", **KW,
+            estimator=Exact(Implicit()), **KW,
         )  # fmt: skip
+    res = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=3,
+                 estimator="implicit", throw=False, **KW)  # fmt: skip
+    assert res.status == "omd_not_converged" and res.steps == 1
+    np.testing.assert_array_equal(np.asarray(res.theta), np.zeros(10))  # it did not move
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(method="newton"), "method"),
+        (dict(estimator="newton"), "method"),
+        (dict(key=None), "key"),
         (dict(steps=0), "steps"),
         (dict(maximize="no"), "maximize"),
         (dict(checkpoint_every=0), "checkpoint_every"),
-        (dict(u=0.0), "u"),
-        (dict(num_directions=0), "num_directions"),
+        (dict(estimator=lambda: TwoPoint(u=0.0)), "u"),
+        (dict(estimator=lambda: TwoPoint(directions=0)), "directions"),
         (dict(theta0=jnp.full(10, jnp.inf)), "theta0"),
         (dict(eta=-1.0), "eta"),
         (dict(precision="float16"), "precision"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
-    args = dict(maximize=False, steps=2, **KW)
-    args.update(kwargs)
-    theta0 = args.pop("theta0", jnp.zeros(10))
     with pytest.raises(ValueError, match=match):
+        args = dict(maximize=False, steps=2, **KW)
+        args.update({k: v() if callable(v) and k == "estimator" else v for k, v in kwargs.items()})
+        theta0 = args.pop("theta0", jnp.zeros(10))
         design(game(), congestion_objective, theta0, **args)
 
 
@@ -184,7 +210,7 @@ def test_cli_design_beach_bar_writes_report_and_figures(tmp_path):
 
 
 def test_keep_best_returns_the_best_evaluated_iterate():
-    from solvers.gradients import design_objective
+    from solvers import design_objective
 
     kw = {**KW, "learning_rate": 3.0, "warm_start": False}  # large steps overshoot
     last = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=8, **kw)
@@ -197,5 +223,23 @@ def test_keep_best_returns_the_best_evaluated_iterate():
     assert best.best_value == pytest.approx(best.objective[k], rel=1e-12)
     assert best.objective[-1] > best.objective[k]  # the last iterate is not the best one
     g_t = design_objective(game(), congestion_objective, best.theta, tau=0.1, eta=0.3, iters=150)
+    # (the step starts from the uniform policy without warm start)
     assert float(g_t) == pytest.approx(best.best_value, rel=1e-12)
     assert best.final_value < last.final_value
+
+
+def test_seeds_batched_in_one_program_equal_one_at_a_time():
+    thetas = jnp.stack([jnp.zeros(10), 0.3 * jnp.ones(10), -0.2 * jnp.ones(10)])
+    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in range(3)])
+    kw = {k: v for k, v in KW.items() if k != "key"}
+    with compiles() as names:
+        batch = design_seeds(game(), congestion_objective, thetas, keys, maximize=False, steps=4,
+                             **kw)  # fmt: skip
+    assert sum("design_step" in n for n in names) <= 1
+    for s in range(3):
+        one = design(game(), congestion_objective, thetas[s], maximize=False, steps=4,
+                     **{**kw, "key": jax.random.key(s)})  # fmt: skip
+        np.testing.assert_allclose(np.asarray(batch[s].theta), np.asarray(one.theta), rtol=0,
+                                   atol=1e-12)  # fmt: skip
+        np.testing.assert_allclose(batch[s].objective, one.objective, rtol=1e-12)
+        assert batch[s].final_value == pytest.approx(one.final_value, rel=1e-12)

@@ -6,12 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from solvers.zeroth_order import (
-    anneal_step,
-    evaluations_per_step,
-    sphere_direction,
-    two_point_gradient,
-)
+from solvers import Anneal, Exact, TwoPoint, as_estimator
+from solvers.zeroth_order import anneal_step, sphere_direction, two_point_gradient
 
 D = 5
 RNG = np.random.default_rng(0)
@@ -102,10 +98,11 @@ def test_anneal_keeps_the_best_point():
 
 
 def test_evaluation_counts_and_bad_arguments():
-    assert evaluations_per_step("zeroth-sgd", 4) == 9
-    assert evaluations_per_step("zeroth-adam", 1) == 3
-    assert evaluations_per_step("anneal") == 3
+    assert as_estimator("zeroth-sgd", directions=4).evaluations_per_step == 9
+    assert TwoPoint(directions=1).evaluations_per_step == 3
+    assert Anneal().evaluations_per_step == 3
+    assert Exact().evaluations_per_step == 1
     with pytest.raises(ValueError, match="method"):
-        evaluations_per_step("amid")
+        as_estimator("newton")
     with pytest.raises(ValueError, match="num_directions"):
         two_point_gradient(quadratic, jnp.zeros(D), jax.random.PRNGKey(0), 0.1, 0)

@@ -1,6 +1,6 @@
 """``mfid bench design``: seconds per revenue-design step on an auction setting.
 
-A step is exactly what ``mfid design auction`` runs per iteration (``solvers.design.design``
+A step is exactly what ``mfid design auction`` runs per iteration (``solvers.design_seeds``
 with the report's settings): ``G_T(theta)`` and its gradient through ``T`` OMD iterations from
 the uniform policy, the Adam update and the best-iterate bookkeeping. Every gradient mode and
 compute precision is timed side by side in one run, after compilation, as the median of
@@ -10,10 +10,7 @@ benchmark runs pinned to one CPU core unless ``mfid --all-cores`` is given.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import time
 from pathlib import Path
 
 __all__ = ["register_bench", "run_bench_design"]
@@ -28,6 +25,7 @@ def register_bench(sub) -> None:
         default="float32,float64",
         help="compute precisions of the design steps (default %(default)s)",
     )
+    p.add_argument("--seeds", default="1,4", help="seed counts batched in one program (default %(default)s)")
     p.add_argument("--iters", type=int, default=400, help="OMD iterations T (default 400)")
     p.add_argument("--width", type=int, default=256, help="network width (default 256)")
     p.add_argument("--repeats", type=int, default=10, help="timed steps per row (median kept)")
@@ -37,93 +35,74 @@ def register_bench(sub) -> None:
 
 def run_bench_design(args) -> int:
     import jax
+    import jax.numpy as jnp
     import numpy as np
 
     from auctions.objectives import make_objective
-    from auctions.report import LEARNING_RATE, design_optimizer
-    from auctions.settings import SETTINGS, make
+    from auctions.settings import check_setting, make
+    from auctions.study import LEARNING_RATE
     from mfid.cli.progress import Progress
-    from solvers.design import design
-    from solvers.gradients import GRADIENT_MODES
+    from mfid.report.common import stamp, write_json
+    from solvers import design_seeds, warmup_cosine
 
-    if args.setting not in SETTINGS:
-        raise ValueError(f"--setting must be one of {SETTINGS}, got {args.setting!r}")
+    setting = check_setting(args.setting)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in modes:
-        if m not in GRADIENT_MODES or m == "implicit":
+        if m not in ("amid", "unrolled", "reference"):
             raise ValueError(f"--modes: expected unrolled, amid or reference, got {m!r}")
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     for p in precisions:
         if p not in ("float32", "float64"):
             raise ValueError(f"--precisions: expected float32 or float64, got {p!r}")
+    seed_counts = [int(x) for x in str(args.seeds).split(",") if x.strip()]
+    if not seed_counts or min(seed_counts) <= 0:
+        raise ValueError(f"--seeds must be a comma-separated list of positive integers, got {args.seeds!r}")
     for name in ("iters", "width", "repeats"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name} must be a positive integer")
-    st = make(args.setting, width=args.width)
-    objective = make_objective(st.game, st.objective, st.mix_weight)
+    sts = [make(setting, width=args.width, key=jax.random.key(1000 + s))
+           for s in range(max(seed_counts))]  # fmt: skip
+    game = sts[0].game
+    objective = make_objective(sts[0].objective, sts[0].mix_weight)
     steps = args.repeats + 1
     rows = []
-    with Progress(len(modes) * len(precisions) * steps, "bench design") as bar:
+    total = len(modes) * len(precisions) * len(seed_counts) * steps
+    with Progress(total, "bench design") as bar:
         for mode in modes:
             for precision in precisions:
-                stamps: list[float] = []
-
-                def tick(k, metrics, stamps=stamps, mode=mode, precision=precision):
-                    stamps.append(time.perf_counter())
-                    bar.update(mode=mode, precision=precision)
-
-                t0 = time.perf_counter()
-                res = design(
-                    st.game,
-                    objective,
-                    st.theta0,
-                    maximize=True,
-                    method=mode,
-                    steps=steps,
-                    iters=args.iters,
-                    optimizer=design_optimizer(mode, LEARNING_RATE, steps),
-                    warm_start=False,
-                    keep_best=True,
-                    precision=precision,
-                    progress=False,
-                    callback=tick,
-                )
-                dt = np.diff(stamps)
-                rows.append(
-                    {
-                        "mode": mode,
-                        "precision": precision,
+                for n in seed_counts:
+                    thetas = jax.tree.map(lambda *xs: jnp.stack(xs), *[s.theta0 for s in sts[:n]])
+                    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in range(n)])
+                    res = design_seeds(
+                        game, objective, thetas, keys, maximize=True, estimator=mode,
+                        steps=steps, iters=args.iters, optimizer=warmup_cosine(LEARNING_RATE, steps),
+                        warm_start=False, keep_best=True, precision=precision, throw=False,
+                        callback=lambda k, m, mode=mode: bar.update(mode=mode),
+                    )  # fmt: skip
+                    dt = res[0].step_seconds[1:]
+                    rows.append({
+                        "mode": mode, "precision": precision, "seeds": n,
                         "seconds_per_step": float(np.median(dt)),
+                        "seconds_per_step_per_seed": float(np.median(dt)) / n,
                         "best_seconds_per_step": float(np.min(dt)),
-                        "first_step_seconds": stamps[0] - t0,
+                        "first_step_seconds": float(res[0].step_seconds[0]),
                         "minutes_for_1000_steps": 1000 * float(np.median(dt)) / 60,
-                        "objective_last": float(res.objective[-1]),
-                    }
-                )
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    out = {
-        "benchmark": "design step",
-        "command": f"mfid {'--all-cores ' if args.all_cores else ''}bench design --setting "
-        f"{args.setting} --modes {args.modes} --precisions {args.precisions} "
-        f"--iters {args.iters} --width {args.width} --repeats {args.repeats}",
-        "setting": args.setting,
-        "iters": args.iters,
-        "width": args.width,
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "cores_used": cpus,
-            "backend": jax.devices()[0].platform,
-            "load_average": list(os.getloadavg()),
-        },
-        "rows": rows,
-    }
+                        "objective_last": [float(r.objective[-1]) for r in res],
+                    })  # fmt: skip
+    for r in rows:
+        one = [q for q in rows if (q["mode"], q["precision"], q["seeds"]) == (r["mode"], r["precision"], 1)]
+        r["time_vs_one_seed"] = r["seconds_per_step"] / one[0]["seconds_per_step"] if one else None
+    command = (f"mfid {'--all-cores ' if args.all_cores else ''}bench design --setting "
+               f"{setting} --modes {args.modes} --precisions {args.precisions} --seeds "
+               f"{args.seeds} --iters {args.iters} --width {args.width} --repeats {args.repeats}")  # fmt: skip
+    out = {"benchmark": "design step", **stamp(command), "setting": setting, "iters": args.iters,
+           "width": args.width, "load_average": list(os.getloadavg()), "rows": rows}  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(args.json, out)
     for r in rows:
         print(
-            f"{args.setting} {r['mode']:9s} {r['precision']}: {r['seconds_per_step']:.3f} s/step "
-            f"(1000 steps: {r['minutes_for_1000_steps']:.1f} min)"
+            f"{setting} {r['mode']:9s} {r['precision']} x{r['seeds']} seeds: "
+            f"{r['seconds_per_step']:.3f} s/step ({r['time_vs_one_seed']:.2f}x one seed)"
         )
     print(f"wrote {args.json}")
     return 0

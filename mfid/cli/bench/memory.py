@@ -34,7 +34,7 @@ MODES = ("unrolled", "amid", "implicit", "reference")
 
 @dataclasses.dataclass(frozen=True)
 class BenchGame:
-    """What the benchmark differentiates: ``objective(theta, L)`` at ``theta`` through OMD with
+    """What the benchmark differentiates: ``objective(game, theta, L, info)`` at ``theta`` through OMD with
     ``tau``, ``eta`` on ``game``; ``description`` goes into the JSON."""
 
     game: Any
@@ -45,35 +45,33 @@ class BenchGame:
     description: dict
 
 
-def _beach_bar_objective(theta, L):
-    from mfid.games.beach_bar import congestion
-
-    return congestion(L, 50.0)
-
-
 def beach_bar(horizon: int | None = None) -> BenchGame:
     """The pricing design of ``mfid design beach-bar``: K=20 spots, crowd aversion 0.1,
     H=10 rounds by default, tau=0.1, eta=0.3, congestion with beta=50 at xi = 0."""
     import jax.numpy as jnp
 
-    from mfid.games.beach_bar import BeachBar
+    from mfid.games.beach_bar import BEACH_BAR_DESIGN, BeachBar
 
-    H = 10 if horizon is None else horizon
-    game = BeachBar.create(20, H, crowd=0.1)
-    desc = {"name": "beach-bar", "num_states": 20, "horizon": H, "crowd": 0.1, "beta": 50.0}
-    return BenchGame(game, _beach_bar_objective, jnp.zeros(20), 0.1, 0.3, desc)
+    ref = BEACH_BAR_DESIGN
+    H = ref.horizon if horizon is None else horizon
+    game = BeachBar.create(ref.num_states, H, crowd=ref.crowd)
+    desc = {"name": "beach-bar", "num_states": ref.num_states, "horizon": H, "crowd": ref.crowd,
+            "beta": ref.beta}  # fmt: skip
+    return BenchGame(game, ref.objective(), jnp.zeros(ref.num_states), ref.tau, ref.eta, desc)
 
 
 def auction_a1(horizon: int | None = None) -> BenchGame:
     """Setting A1 of the batched auction (K = M = 100, neural mechanism of width 256, revenue),
     H = 4 rounds by default, tau = 1e-3, eta = 10 (the paper's memory/time vs H table)."""
-    from auctions.objectives import revenue_objective
+    import jax
+
+    from auctions.objectives import revenue
     from auctions.settings import make
 
-    st = make("A1", horizon=horizon)
+    st = make("A1", horizon=horizon, key=jax.random.key(1000))
     H = st.game.horizon
     desc = {"name": "A1", "num_values": 100, "num_bids": 100, "horizon": H, "width": 256}
-    return BenchGame(st.game, revenue_objective(st.game), st.theta0, 1e-3, 10.0, desc)
+    return BenchGame(st.game, revenue, st.theta0, 1e-3, 10.0, desc)
 
 
 # name -> factory(horizon: int | None) -> BenchGame. Other games register here.
@@ -128,11 +126,13 @@ def _fits(temp_bytes: int, fraction: float = 0.5) -> bool:
 
 def measure(bench: BenchGame, mode: str, T: int, repeats: int = 3) -> dict:
     """One row: XLA temporary bytes and best-of-``repeats`` seconds of one gradient."""
-    from solvers.gradients import GRADIENT_STATUS, amid_segment, lower_value_and_grad
+    from solvers import RESULTS, amid_segment, as_adjoint, lower_value_and_grad
 
+    adjoint = as_adjoint(mode)
     lowered, args = lower_value_and_grad(
-        bench.game, bench.objective, bench.theta, tau=bench.tau, eta=bench.eta, iters=T, mode=mode
-    )
+        bench.game, bench.objective, bench.theta, tau=bench.tau, eta=bench.eta, iters=T,
+        adjoint=adjoint,
+    )  # fmt: skip
     t0 = time.perf_counter()
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
@@ -166,19 +166,17 @@ def measure(bench: BenchGame, mode: str, T: int, repeats: int = 3) -> dict:
         "seconds": best,
         "compile_seconds": compile_s,
         "segment": amid_segment(T) if mode == "amid" else None,
-        "status": GRADIENT_STATUS[int(aux.status)],
+        "status": RESULTS.name(aux.status),
         "fixed_point_residual": float(aux.fixed_point_residual),
     }
 
 
 def _figure(path: Path, rows: list[dict], x: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mfid.report.common import new_figure
     import numpy as np
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig = new_figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
     for mode in modes:
         rs = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r[x])
@@ -200,7 +198,6 @@ def _figure(path: Path, rows: list[dict], x: str, title: str) -> None:
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def run_bench_memory(args) -> int:

@@ -92,14 +92,14 @@ def time_omd(K: int, H: int, iters: int, repeats: int, dtype) -> float:
     import jax.numpy as jnp
 
     from mfid.games.beach_bar import BeachBar
-    from solvers.omd import omd_update
+    from solvers import Unrolled, omd_step
 
     game = BeachBar.create(K, H)
 
     @jax.jit
     def run(g, z):
-        step = lambda z, _: (omd_update(g, None, z, 0.1, 0.3), None)  # noqa: E731
-        return jax.lax.scan(step, z, None, length=iters)[0]
+        args = (g, None, jnp.asarray(0.1, z.dtype), jnp.asarray(0.3, z.dtype))
+        return Unrolled().steps(omd_step, z, args, iters)
 
     z = jnp.zeros((H, K, 3), dtype)
     run(game, z).block_until_ready()
@@ -168,10 +168,7 @@ def run_bench_omd(args) -> int:
 
 
 def _plot(rows, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mfid.report.common import new_figure
 
     sizes = list(dict.fromkeys((r["K"], r["H"]) for r in rows))
     labels = [f"K={k}\nH={h}" for k, h in sizes]
@@ -189,7 +186,8 @@ def _plot(rows, path: Path) -> None:
         vals = {(r["K"], r["H"]): r[key] for r in rows if key in r}
         if vals:
             series.append((label, vals))
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = new_figure(figsize=(7, 4), layout=None)
+    ax = fig.subplots()
     width = 0.8 / len(series)
     for j, (label, vals) in enumerate(series):
         xs = [i + (j - (len(series) - 1) / 2) * width for i, sz in enumerate(sizes) if sz in vals]
@@ -205,4 +203,3 @@ def _plot(rows, path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -55,7 +55,7 @@ def _time(fn, repeats: int) -> float:
 def run_bench_simulate(args) -> int:
     import jax
 
-    from auctions.mechanisms import FirstPrice
+    from auctions.settings import first_price_game
     from auctions.settings import make
     from auctions.simulate import simulate_auction
     from mfid.games.beach_bar import BeachBar
@@ -70,8 +70,8 @@ def run_bench_simulate(args) -> int:
 
     bb = BeachBar.create(num_states=20, horizon=10)
     bb_pi = solve_omd(bb, None, tau=0.1, eta=0.3, iters=2000, tol=1e-10).policy
-    preset = make("A1")
-    a1 = preset.game.replace(mechanism=FirstPrice(preset.game.num_actions, preset.game.horizon))
+    preset = make("A1", key=jax.random.key(1000))
+    a1 = first_price_game(preset.game)
     a1_pi = solve_omd(a1, {}, tau=1e-3, eta=10.0, iters=500).policy
 
     cases = {

@@ -3,7 +3,7 @@
 Runs AMID and the zeroth-order baselines (0-ADAM, 0-SGD, ANNEAL) at equal numbers of objective
 evaluations on one of the settings A1–A10 (see :mod:`auctions.settings`), evaluates every final
 mechanism with ``--val-iters`` OMD steps, and writes ``DIR/report.md``, ``DIR/report.json`` and
-figures (see :mod:`auctions.report`).
+figures (see :mod:`auctions.study` and :mod:`mfid.report.auction`).
 
 Example::
 
@@ -44,7 +44,7 @@ def register_design(sub) -> None:
     p.add_argument(
         "--lr",
         type=float,
-        default=2e-3,  # auctions.report.LEARNING_RATE (not imported: keeps the CLI start fast)
+        default=2e-3,  # auctions.study.LEARNING_RATE
         help="peak Adam learning rate (default %(default)s)",
     )
     p.add_argument(
@@ -77,11 +77,15 @@ def register_design(sub) -> None:
 
 
 def run_design_auction(args) -> int:
-    from auctions.report import METHODS, run_revenue_design, write_report
-    from auctions.settings import SETTINGS
+    from auctions.settings import check_setting
+    from auctions.study import METHODS, run_revenue_design
+    from mfid.cli.progress import Progress
+    from mfid.report.auction import write_report
 
-    if args.setting not in SETTINGS:
-        raise ValueError(f"--setting must be one of {SETTINGS}, got {args.setting!r}")
+    try:
+        args.setting = check_setting(args.setting)
+    except ValueError as err:
+        raise ValueError(f"--{err}") from None
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     for m in methods:
         if m not in METHODS:
@@ -89,24 +93,28 @@ def run_design_auction(args) -> int:
     for name in ("steps", "seeds", "iters", "val_iters", "width", "draws"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
-    result = run_revenue_design(
-        args.setting,
-        methods=tuple(methods),
-        steps=args.steps,
-        seeds=args.seeds,
-        tau=args.tau,
-        eta=args.eta,
-        iters=args.iters,
-        val_iters=args.val_iters,
-        learning_rate=args.lr,
-        zo_learning_rate=args.zo_lr,
-        width=args.width,
-        draws=args.draws,
-        warm_start=args.warm_start,
-        keep_best=not args.last_iterate,
-        precision=None if args.x32 else args.precision,
-        progress=False if args.no_progress else None,
+    budget = sum(
+        args.steps if m == "amid" else max(1, args.steps // 3) for m in methods
     )
+    with Progress(budget, f"design {args.setting}", disable=args.no_progress or None) as bar:
+        result = run_revenue_design(
+            args.setting,
+            methods=tuple(methods),
+            steps=args.steps,
+            seeds=args.seeds,
+            tau=args.tau,
+            eta=args.eta,
+            iters=args.iters,
+            val_iters=args.val_iters,
+            learning_rate=args.lr,
+            zo_learning_rate=args.zo_lr,
+            width=args.width,
+            draws=args.draws,
+            warm_start=args.warm_start,
+            keep_best=not args.last_iterate,
+            precision=None if args.x32 else args.precision,
+            callback=lambda m, k, metrics: bar.update(method=m, G_T=max(metrics["objective"])),
+        )
     out = args.out or f"results/{args.setting}"
     command = "python -m mfid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     s = write_report(result, out, command)

@@ -1,0 +1,484 @@
+"""The design loop: optimise the mechanism/incentive ``theta`` through the OMD equilibrium.
+
+Every step evaluates the T-step surrogate ``G_T(theta_k)`` (SPEC section 3) from the warm-start
+logits ``zeta^(k)`` and moves ``theta`` with an estimator (:mod:`solvers.estimators`) and an
+optax optimiser::
+
+    loss_k            = -G_T(theta_k; zeta^(k))   if maximize  else  G_T(theta_k; zeta^(k))
+    theta_{k+1}       = estimator.update(loss, theta_k, ...)   (e.g. Adam on d loss_k / d theta)
+    zeta^(k+1)        = zeta_T(theta_k)           (warm start; zeros when warm_start=False)
+
+:func:`design_step` is one pure step ``DesignState -> DesignState`` (jitted; ``vmap``-ped over
+seeds by :func:`design_seeds`, so the seeds of a study run as one compiled, batched program). A
+step whose evaluation or update is not ``successful`` (non-finite, diverged OMD, a refused
+implicit gradient, ...) leaves the state where it was and records the status: a failed run stops
+moving and says why. :func:`design` and :func:`design_seeds` drive the steps from Python (one
+jitted call per step, never recompiled), report every step to ``callback(step, metrics)``,
+checkpoint and resume (:mod:`solvers.checkpoint`; the fingerprint covers the game's parameters,
+the objective, the estimator, the optimiser settings, ``theta0`` and the key), and return the
+final mechanism's equilibrium after ``val_iters`` OMD steps from the uniform policy.
+
+``G_T`` is the optimisation surrogate; a design's reported value is its equilibrium's (SPEC
+section 3).
+
+Example::
+
+    import jax, jax.numpy as jnp
+    from mfid import BeachBar, Congestion
+    from solvers import design
+    game = BeachBar.create(num_states=20, horizon=10, crowd=0.1)
+    res = design(game, Congestion(50.0), jnp.zeros(20), maximize=False, steps=20, tau=0.1,
+                 eta=0.3, iters=300, learning_rate=0.05, key=jax.random.key(0))
+    print(res.initial_value, "->", res.final_value, res.final_exploitability, res.status)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mfid.checks import check_count, check_positive, check_theta
+from mfid.game import MeanFieldGame
+from mfid.tree import all_finite, cast_floating
+from solvers.checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from solvers.estimators import AbstractEstimator, as_estimator
+from solvers.gradients import _value_and_grad_traced, _value_traced, objective_at
+from solvers.omd import OMDResult, check_omd_args, solve_omd
+from solvers.results import RESULTS, raise_for_status
+
+__all__ = [
+    "DesignProblem",
+    "DesignResult",
+    "DesignState",
+    "Optimizer",
+    "design",
+    "design_seeds",
+    "design_step",
+    "evaluate_design",
+    "warmup_cosine",
+]
+
+_CHECKPOINT = "design_checkpoint.npz"
+_TRACE_KEYS = ("objective", "exploitability", "grad_norm", "fixed_point_residual", "status",
+               "seconds")  # fmt: skip
+
+
+class DesignState(NamedTuple):
+    """Loop state of the design (a pytree; a leading seed axis under :func:`design_seeds`)."""
+
+    theta: Any  # parameters, in the master (default float) precision
+    opt_state: Any  # optax state of the optimiser (``()`` for ANNEAL)
+    zeta: jnp.ndarray  # warm-start logits (H, S, A), compute precision
+    key: jnp.ndarray  # raw uint32 PRNG key data, shape (2,)
+    best_theta: Any  # evaluated theta with the best G_T so far (keep_best)
+    best_value: jnp.ndarray  # its G_T (-inf / +inf before the first step)
+    status: jnp.ndarray  # RESULTS code; anything but successful freezes the state
+    step: jnp.ndarray  # steps taken
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignProblem:
+    """The static part of a design step (hashable: a static argument of the compiled step)."""
+
+    objective: Callable
+    estimator: AbstractEstimator
+    optimizer: Any
+    iters: int
+    maximize: bool
+    warm_start: bool
+
+
+def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: DesignState):
+    """One design step at ``state.theta`` (see the module docstring); returns the new state and
+    the step's metrics ``objective`` (``G_T(theta_k)``), ``exploitability`` (of
+    ``softmax zeta_T``), ``grad_norm``, ``fixed_point_residual`` and ``status``. ``game``,
+    ``tau``, ``eta`` and ``state.zeta`` are in the compute precision; ``theta``, the optimiser
+    state and ``best_value`` in their own (master) precision."""
+    sign = -1.0 if problem.maximize else 1.0
+    key, sub = jax.random.split(state.key)
+    mdtype = state.best_value.dtype
+    low = partial(cast_floating, dtype=state.zeta.dtype)
+    objective, iters = problem.objective, problem.iters
+
+    def G(t):
+        return _value_traced(game, low(t), state.zeta, tau, eta, objective, iters)
+
+    theta = state.theta
+    if problem.estimator.uses_gradient:
+        value, grad, aux = _value_and_grad_traced(
+            game, low(theta), state.zeta, tau, eta, objective, iters, problem.estimator.adjoint
+        )
+        loss_grad = jax.tree_util.tree_map(lambda g, t: (sign * g).astype(t.dtype), grad, theta)
+    else:
+        value, aux = G(theta)
+        loss_grad = None
+    value = value.astype(mdtype)
+    loss = lambda t: sign * G(t)[0].astype(mdtype)  # noqa: E731
+    new_theta, opt_state, gnorm = problem.estimator.update(
+        loss, theta, sign * value, loss_grad, sub, problem.optimizer, state.opt_state
+    )
+    status = jnp.where(all_finite(new_theta), aux.status, RESULTS.nonfinite.code)
+    ok = (state.status == RESULTS.successful.code) & (status == RESULTS.successful.code)
+    better = ok & (sign * value < sign * state.best_value)
+    pick = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(better, x, y), a, b)  # noqa: E731
+    moved = DesignState(
+        new_theta,
+        opt_state,
+        aux.logits if problem.warm_start else jnp.zeros_like(state.zeta),
+        key,
+        pick(theta, state.best_theta),
+        jnp.where(better, value, state.best_value),
+        state.status,
+        state.step + 1,
+    )
+    keep = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), moved, state)
+    new = keep._replace(
+        status=jnp.where(state.status == RESULTS.successful.code, status, state.status),
+        step=state.step + 1,
+    )
+    metrics = {
+        "objective": value,
+        "exploitability": aux.exploitability.astype(mdtype),
+        "grad_norm": gnorm.astype(mdtype),
+        "fixed_point_residual": aux.fixed_point_residual.astype(mdtype),
+        "status": status,
+    }
+    return new, metrics
+
+
+_step = jax.jit(design_step, static_argnums=(0,))
+_step_batched = jax.jit(jax.vmap(design_step, in_axes=(None, None, None, None, 0)),
+                        static_argnums=(0,))  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignResult:
+    """Outcome of :func:`design` (one seed).
+
+    ``theta``: the returned parameters (the last iterate, or the best evaluated one with
+    ``keep_best``). Per-step traces (length ``steps``): ``objective`` = ``G_T(theta_k)`` (the
+    surrogate, not the loss), ``exploitability`` of ``softmax zeta_T(theta_k)``, ``grad_norm``,
+    ``fixed_point_residual``, ``step_status`` (RESULTS codes), ``step_seconds`` (wall time of
+    each step; the first includes compilation), ``evaluations`` (cumulative objective
+    evaluations). ``initial``/``final``: the :class:`~solvers.omd.OMDResult` equilibria of
+    ``theta0`` / ``theta`` (``val_iters`` OMD steps from the uniform policy), with their objective
+    values ``initial_value``/``final_value``. ``status``: a RESULTS name (``successful`` or why
+    the run stopped moving), ``message`` its text. ``resumed_from``: the step a checkpoint
+    restored. ``selected``: ``"best"`` or ``"last"``; ``best_value``: the best ``G_T`` seen.
+    """
+
+    theta: Any
+    objective: np.ndarray
+    exploitability: np.ndarray
+    grad_norm: np.ndarray
+    fixed_point_residual: np.ndarray
+    step_status: np.ndarray
+    step_seconds: np.ndarray
+    evaluations: np.ndarray
+    initial: OMDResult
+    final: OMDResult
+    initial_value: float
+    final_value: float
+    seconds: float
+    method: str
+    maximize: bool
+    status: str
+    message: str
+    resumed_from: int
+    steps: int
+    selected: str
+    best_value: float
+
+    @property
+    def initial_exploitability(self) -> float:
+        return float(self.initial.exploitability)
+
+    @property
+    def final_exploitability(self) -> float:
+        return float(self.final.exploitability)
+
+    @property
+    def total_evaluations(self) -> int:
+        return int(self.evaluations[-1]) if len(self.evaluations) else 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == RESULTS.successful.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """An optax optimiser described by value (hashable, so a design step built from an equal
+    description is the same compiled program): ``kind`` ``"adam"`` or ``"sgd"`` with a constant
+    ``learning_rate``, or with ``schedule_steps`` a warm-up/cosine schedule peaking at it. Any
+    ``optax.GradientTransformation`` may be passed to the design loop instead."""
+
+    kind: str = "adam"
+    learning_rate: float = 0.05
+    schedule_steps: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("adam", "sgd"):
+            raise ValueError(f"optimizer kind must be 'adam' or 'sgd', got {self.kind!r}")
+        check_positive(self.learning_rate, "learning_rate")
+        if self.schedule_steps is not None:
+            check_count(self.schedule_steps, "schedule_steps")
+
+    def build(self) -> optax.GradientTransformation:
+        lr = self.learning_rate
+        if self.schedule_steps is not None:
+            n = self.schedule_steps
+            lr = optax.warmup_cosine_decay_schedule(
+                init_value=lr / 10, peak_value=lr, warmup_steps=max(1, n // 8),
+                decay_steps=max(2, n), end_value=lr / 10,
+            )  # fmt: skip
+        return optax.adam(lr) if self.kind == "adam" else optax.sgd(lr)
+
+    def init(self, params):
+        return self.build().init(params)
+
+    def update(self, updates, state, params=None):
+        return self.build().update(updates, state, params)
+
+
+def warmup_cosine(peak: float, steps: int, *, sgd: bool = False) -> Optimizer:
+    """Adam (``sgd=True``: SGD) with a warm-up/cosine schedule: ``peak / 10`` -> ``peak`` over
+    the first eighth of the steps, cosine decay back to ``peak / 10`` at the end."""
+    return Optimizer("sgd" if sgd else "adam", peak, steps)
+
+
+def evaluate_design(game: MeanFieldGame, objective: Callable, theta, *, tau, eta, iters: int,
+                    tol: float | None = None):  # fmt: skip
+    """Objective and exploitability at ``theta``'s equilibrium (``iters`` OMD steps from the
+    uniform policy, or until ``|exploitability| <= tol``): ``(value, exploitability, OMDResult)``."""
+    res = solve_omd(game, theta, tau=tau, eta=eta, iters=iters, tol=tol)
+    value = _objective_on(game, objective, theta, res.logits)
+    return float(value), float(res.exploitability), res
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _objective_jit(game, objective, theta, logits):
+    return objective_at(game, objective, theta, logits)[0]
+
+
+def _objective_on(game, objective, theta, logits):
+    return _objective_jit(game, objective, theta, logits)
+
+
+def _compute_dtype(game: MeanFieldGame, precision):
+    if precision is None:
+        return jnp.dtype(game.dtype)
+    if precision not in ("float32", "float64"):
+        raise ValueError(f"precision must be 'float32', 'float64' or None, got {precision!r}")
+    if precision == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError("precision='float64' needs jax_enable_x64 (run without --x32)")
+    return jnp.dtype(precision)
+
+
+def _raw_key(key):
+    if key is None:
+        raise ValueError("key must be a PRNG key or an int seed (it is required)")
+    if isinstance(key, (bool, np.bool_)):
+        raise ValueError(f"key must be a PRNG key or an int seed, got {key!r}")
+    if isinstance(key, (int, np.integer)):
+        return jax.random.key_data(jax.random.key(int(key)))
+    if not hasattr(key, "dtype"):
+        raise ValueError(f"key must be a PRNG key or an int seed, got {key!r}")
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    key = jnp.asarray(key)
+    if key.dtype != jnp.uint32 or key.shape[-1:] != (2,):
+        raise ValueError(f"key must be a PRNG key or an int seed, got {key!r}")
+    return key
+
+
+def _check_args(steps, val_iters, checkpoint_every, maximize, keep_best, tau, eta, iters):
+    if not isinstance(maximize, bool):
+        raise ValueError(f"maximize must be True or False, got {maximize!r}")
+    if not isinstance(keep_best, bool):
+        raise ValueError(f"keep_best must be True or False, got {keep_best!r}")
+    check_count(steps, "steps")
+    check_count(val_iters, "val_iters")
+    check_count(checkpoint_every, "checkpoint_every")
+    return check_omd_args(tau, eta, iters)
+
+
+def design(game: MeanFieldGame, objective: Callable, theta0, *, key, maximize: bool,
+           estimator: AbstractEstimator | str = "amid", **kwargs) -> DesignResult:  # fmt: skip
+    """Optimise ``theta`` for ``steps`` steps from ``theta0`` (see the module docstring).
+
+    ``objective(game, theta, L, info) -> scalar`` (hashable); ``maximize`` says whether it is
+    maximised or minimised. ``estimator``: an estimator object (:class:`~solvers.Exact`,
+    :class:`~solvers.TwoPoint`, :class:`~solvers.Anneal`) or a CLI name (``amid``, ``unrolled``,
+    ``implicit``, ``reference``, ``zeroth-sgd``, ``zeroth-adam``, ``anneal``). ``key``: a PRNG
+    key or int seed (required). Other keyword arguments: see :func:`design_seeds`.
+    """
+    check_theta(theta0, "theta0")
+    batch = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], theta0)
+    keys = _raw_key(key)[None]
+    return design_seeds(game, objective, batch, keys, maximize=maximize, estimator=estimator,
+                        **kwargs)[0]  # fmt: skip
+
+
+def design_seeds(
+    game: MeanFieldGame,
+    objective: Callable,
+    thetas0,
+    keys,
+    *,
+    maximize: bool,
+    estimator: AbstractEstimator | str = "amid",
+    optimizer: optax.GradientTransformation | None = None,
+    learning_rate: float = 0.05,
+    steps: int = 100,
+    tau: float = 1e-3,
+    eta: float = 10.0,
+    iters: int = 400,
+    val_iters: int = 500,
+    warm_start: bool = True,
+    keep_best: bool = False,
+    precision: str | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 10,
+    callback: Callable[[int, dict], None] | None = None,
+    throw: bool = True,
+    config: dict | None = None,
+) -> list[DesignResult]:
+    """Design from every ``theta0`` of the stacked ``thetas0`` (leading seed axis) with the
+    matching PRNG key of ``keys`` (stacked raw keys or typed keys) as one batched program.
+
+    ``optimizer``: any optax transformation (default ``optax.adam(learning_rate)``; unused by
+    ANNEAL). ``tau``, ``eta``, ``iters`` set the T-step surrogate, ``val_iters`` the evaluation
+    of the initial and final ``theta``. ``keep_best=True`` returns the ``theta_k`` with the best
+    ``G_T(theta_k)`` seen. ``precision`` (``"float32"``/``"float64"``; default the game's dtype)
+    is the precision of the design steps (mixed precision: ``theta``, the optimiser state and
+    every evaluation stay in the game's dtype). ``checkpoint_dir``: checkpoint every
+    ``checkpoint_every`` steps and resume from it. ``callback(step, metrics)`` gets, after every
+    step, per-seed lists of ``objective``, ``exploitability``, ``grad_norm``, ``status``,
+    ``evaluations``. ``throw=True`` raises ``ValueError`` when a seed ends with a status other
+    than ``successful``; ``throw=False`` reports it in ``DesignResult.status``. ``config``: extra
+    settings that identify the run in the checkpoint fingerprint (e.g. a schedule's settings
+    when a custom ``optimizer`` is given).
+    """
+    iters = _check_args(steps, val_iters, checkpoint_every, maximize, keep_best, tau, eta, iters)
+    estimator = as_estimator(estimator)
+    check_positive(learning_rate, "learning_rate")
+    leaves = jax.tree_util.tree_leaves(thetas0)
+    if not leaves:
+        raise ValueError("theta0 must be a non-empty pytree of arrays")
+    check_theta(thetas0, "theta0")
+    keys = _raw_key(keys)
+    num = int(np.shape(leaves[0])[0])
+    if keys.shape != (num, 2):
+        raise ValueError(f"keys must hold one PRNG key per seed ({num}), got shape {keys.shape}")
+    first = jax.tree_util.tree_map(lambda x: x[0], thetas0)
+    game.validate(first)
+    cdtype = _compute_dtype(game, precision)
+    dtype = jnp.dtype(game.dtype)
+    thetas = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), thetas0)
+    opt = optimizer if optimizer is not None else Optimizer("adam", float(learning_rate))
+    if not estimator.uses_optimizer:
+        opt = None
+    shape = (game.horizon, game.num_states, game.num_actions)
+    worst = jnp.asarray(-jnp.inf if maximize else jnp.inf, dtype)
+
+    def init(theta, key):
+        opt_state = opt.init(theta) if opt is not None else ()
+        return DesignState(theta, opt_state, jnp.zeros(shape, cdtype), key, theta, worst,
+                           jnp.asarray(RESULTS.successful.code), jnp.asarray(0))  # fmt: skip
+
+    state = jax.vmap(init)(thetas, keys)
+    step_game = game if cdtype == game.dtype else cast_floating(game, cdtype)
+    tau_, eta_ = jnp.asarray(tau, cdtype), jnp.asarray(eta, cdtype)
+    problem = DesignProblem(objective, estimator, opt, iters, maximize, bool(warm_start))
+    evals = estimator.evaluations_per_step
+    trace: dict[str, list] = {k: [] for k in _TRACE_KEYS}
+
+    start, ckpt, fp = 0, None, None
+    if checkpoint_dir is not None:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        ckpt = os.path.join(os.fspath(checkpoint_dir), _CHECKPOINT)
+        settings = {
+            "objective": repr(objective), "estimator": repr(estimator), "iters": iters,
+            "tau": float(tau), "eta": float(eta), "maximize": maximize,
+            "warm_start": bool(warm_start), "keep_best": keep_best, "precision": cdtype.name,
+            "optimizer": repr(opt) if isinstance(opt, Optimizer) else None,
+            "val_iters": int(val_iters), "config": config or {},
+        }  # fmt: skip
+        fp = fingerprint(settings, game, thetas, keys)
+        if os.path.exists(ckpt):
+            state, start, loaded = load_checkpoint(ckpt, state, fp)
+            trace.update({k: list(v) for k, v in loaded.items() if k in trace})
+            if start > steps:
+                raise ValueError(f"checkpoint {ckpt} holds {start} finished steps, more than "
+                                 f"steps={steps}")  # fmt: skip
+
+    t0 = time.perf_counter()
+    initial = [_evaluate(game, objective, jax.tree_util.tree_map(lambda x: x[i], thetas),
+                         tau, eta, val_iters) for i in range(num)]  # fmt: skip
+    for k in range(start, steps):
+        ts = time.perf_counter()
+        state, metrics = _step_batched(problem, step_game, tau_, eta_, state)
+        metrics = jax.device_get(metrics)
+        metrics["seconds"] = np.full(num, time.perf_counter() - ts)
+        for name in _TRACE_KEYS:
+            trace[name].append(np.asarray(metrics[name]).tolist())
+        if ckpt is not None and ((k + 1) % checkpoint_every == 0 or k + 1 == steps):
+            save_checkpoint(ckpt, state, step=k + 1, trace=trace, fingerprint=fp)
+        if callback is not None:
+            report = {n: np.asarray(metrics[n]).tolist() for n in _TRACE_KEYS if n != "seconds"}
+            report["evaluations"] = (k + 1) * evals
+            callback(k, report)
+        if num == 1 and int(np.asarray(state.status)[0]) != RESULTS.successful.code:
+            break
+    state = jax.device_get(state)
+    results = []
+    for i in range(num):
+        st = jax.tree_util.tree_map(lambda x: x[i], state)
+        best_ok = keep_best and np.isfinite(float(st.best_value))
+        theta = st.best_theta if best_ok else st.theta
+        final = _evaluate(game, objective, theta, tau, eta, val_iters)
+        col = {n: np.asarray([row[i] for row in trace[n]]) for n in _TRACE_KEYS}
+        code = int(st.status)
+        res = DesignResult(
+            theta=jax.tree_util.tree_map(jnp.asarray, theta),
+            objective=col["objective"].astype(float),
+            exploitability=col["exploitability"].astype(float),
+            grad_norm=col["grad_norm"].astype(float),
+            fixed_point_residual=col["fixed_point_residual"].astype(float),
+            step_status=col["status"].astype(int),
+            step_seconds=col["seconds"].astype(float),
+            evaluations=evals * np.arange(1, len(trace["objective"]) + 1, dtype=np.int64),
+            initial=initial[i][1],
+            final=final[1],
+            initial_value=initial[i][0],
+            final_value=final[0],
+            seconds=time.perf_counter() - t0,
+            method=getattr(estimator, "name", type(estimator).__name__.lower()),
+            maximize=maximize,
+            status=RESULTS.name(code),
+            message=RESULTS.message(code),
+            resumed_from=start,
+            steps=len(trace["objective"]),
+            selected="best" if best_ok else "last",
+            best_value=float(st.best_value),
+        )
+        if throw and code != RESULTS.successful.code:
+            failed = int(np.argmax(res.step_status != RESULTS.successful.code))
+            raise_for_status(code, f"design step {failed} ({res.method})")
+        results.append(res)
+    return results
+
+
+def _evaluate(game, objective, theta, tau, eta, iters):
+    value, _, res = evaluate_design(game, objective, theta, tau=tau, eta=eta, iters=iters)
+    return value, res
