@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from auctions.game import inactive_mask
 from mfid.game import Dynamics, MeanFieldGame
 from mfid.kernel import Kernel
 
@@ -86,6 +87,14 @@ class MarketMixture(MeanFieldGame):
     @property
     def mechanism(self):
         return self.markets.mechanism
+
+    @property
+    def action_mask(self):
+        """The markets' masks stacked: ``(D S, M)``, bid 0 only in every market's ``⊥``
+        (``None`` when the markets allow every bid in ``⊥``)."""
+        if not self.markets.mask_inactive:
+            return None
+        return jnp.tile(inactive_mask(self.market_states, self.num_actions), (self.num_markets, 1))
 
     @property
     def market_states(self) -> int:

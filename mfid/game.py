@@ -13,6 +13,14 @@ Games whose rounds share a population-level state that is not a function of ``L_
 auction's remaining supply) carry it as ``aggregate``: :meth:`MeanFieldGame.initial_aggregate`
 gives its value before round 0 and ``Dynamics.aggregate`` its value after each round.
 
+**Action masks.** The actions allowed in state ``s`` may be a subset ``A(s)`` of ``A`` (at least
+one per state): :attr:`MeanFieldGame.action_mask` is ``None`` (every action allowed) or a boolean
+``(S, A)`` array with ``mask[s, a] = [a in A(s)]``. Policies of a masked game put zero
+probability on disallowed actions; OMD's logits, the entropy, the best response and the
+exploitability range over ``A(s)`` only (:func:`solvers.omd.policy_from_logits`,
+:func:`mfid.values.soft_max`), so a state with a single allowed action contributes no entropy.
+Rewards and kernel rows of disallowed actions are still computed (they are never played).
+
 Example::
 
     import jax.numpy as jnp
@@ -20,6 +28,9 @@ Example::
     P = jnp.full((2, 2, 2), 0.5)                      # any move is a coin flip
     game = PMFG.create(mu0=jnp.array([0.5, 0.5]), horizon=3, transition=P,
                        reward=lambda h, L, theta: -L.sum(1)[:, None] * jnp.ones((2, 2)))
+    # state 1 may only play action 0:
+    masked = PMFG.create(mu0=jnp.array([0.5, 0.5]), horizon=3, transition=P, reward=...,
+                         action_mask=[[True, True], [True, False]])
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from flax import struct
 from mfid.checks import check_count, check_distribution, check_kernel, is_concrete
 from mfid.kernel import DenseKernel, Kernel
 
-__all__ = ["Dynamics", "MeanFieldGame", "PMFG"]
+__all__ = ["Dynamics", "MeanFieldGame", "PMFG", "check_action_mask"]
 
 
 @struct.dataclass
@@ -67,6 +78,12 @@ class MeanFieldGame(abc.ABC):
         return int(self.mu0.shape[-1])
 
     @property
+    def action_mask(self):
+        """Allowed actions: ``None`` (all) or a boolean ``(S, A)`` array, ``True`` where allowed
+        (see module docstring). Subclasses with state-dependent action sets override it."""
+        return None
+
+    @property
     def dtype(self):
         """The game's floating-point dtype (that of ``mu0``): OMD iterates in it."""
         return jnp.asarray(self.mu0).dtype
@@ -86,6 +103,8 @@ class MeanFieldGame(abc.ABC):
         if not is_concrete(self, theta):
             return
         S, A = self.num_states, self.num_actions
+        if self.action_mask is not None:
+            check_action_mask(self.action_mask, S, A)
         dyn, rows, mass = _probe(self, theta)
         reward = np.asarray(dyn.reward)
         if reward.shape != (self.horizon, S, A):
@@ -120,6 +139,27 @@ def _probe(game: MeanFieldGame, theta):
     return dyn, rows, mass
 
 
+def check_action_mask(mask, num_states: int, num_actions: int, name: str = "action_mask"):
+    """The mask as a boolean ``(S, A)`` array, or ``ValueError`` naming ``name`` unless it has
+    shape ``(S, A)``, holds booleans (or 0/1) and allows at least one action in every state."""
+    arr = np.asarray(mask)
+    if arr.shape != (num_states, num_actions):
+        raise ValueError(
+            f"{name} must have shape (S, A) = {(num_states, num_actions)}, got {arr.shape}"
+        )
+    if arr.dtype != np.bool_:
+        if arr.dtype.kind not in "iuf" or not np.all((arr == 0) | (arr == 1)):
+            raise ValueError(f"{name} must be boolean (True = allowed), got dtype {arr.dtype}")
+        arr = arr.astype(bool)
+    empty = np.flatnonzero(~arr.any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"{name} must allow at least one action in every state; states {empty.tolist()} "
+            "allow none"
+        )
+    return jnp.asarray(arr)
+
+
 def _as_fn(x, name: str, ndim: int):
     """A dense table (time-independent ``ndim`` axes or with a leading ``H`` axis) or a callable."""
     if callable(x):
@@ -137,8 +177,10 @@ class PMFG(MeanFieldGame):
     """A PMFG given by dense tables or by functions ``(h, L, theta) -> array``.
 
     ``transition``: ``P[s, a, s']`` of shape ``(S, A, S)`` / ``(H, S, A, S)`` or a callable.
-    ``reward``: ``R[s, a]`` of shape ``(S, A)`` / ``(H, S, A)`` or a callable. Use
-    :meth:`PMFG.create`, which sorts tables from callables and validates the input.
+    ``reward``: ``R[s, a]`` of shape ``(S, A)`` / ``(H, S, A)`` or a callable.
+    ``action_mask``: ``None`` (all actions allowed) or a boolean ``(S, A)`` array of allowed
+    actions (at least one per state). Use :meth:`PMFG.create`, which sorts tables from callables
+    and validates the input.
     """
 
     mu0: jnp.ndarray
@@ -148,9 +190,18 @@ class PMFG(MeanFieldGame):
     num_actions: int = struct.field(pytree_node=False, default=1)
     transition_fn: Callable | None = struct.field(pytree_node=False, default=None)
     reward_fn: Callable | None = struct.field(pytree_node=False, default=None)
+    action_mask: Any = None
 
     @classmethod
-    def create(cls, mu0, horizon: int, transition, reward, num_actions: int | None = None):
+    def create(
+        cls,
+        mu0,
+        horizon: int,
+        transition,
+        reward,
+        num_actions: int | None = None,
+        action_mask=None,
+    ):
         if not isinstance(horizon, (int, np.integer)) or horizon <= 0:
             raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
         mu0 = jnp.asarray(mu0)
@@ -179,7 +230,9 @@ class PMFG(MeanFieldGame):
                 )
             if not np.all(np.isfinite(np.asarray(R))):
                 raise ValueError("reward must be finite")
-        return cls(mu0, P, R, int(horizon), int(num_actions), tfn, rfn)
+        if action_mask is not None:
+            action_mask = check_action_mask(action_mask, S, num_actions)
+        return cls(mu0, P, R, int(horizon), int(num_actions), tfn, rfn, action_mask)
 
     def dynamics(self, h, L, theta, aggregate=()) -> Dynamics:
         if self.transition_fn is not None:

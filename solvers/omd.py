@@ -8,6 +8,12 @@ Its fixed point ``zeta* = q^tau / tau`` gives the regularised MF-NE ``pi* = soft
 (Perolat et al., "Scaling up mean field games with online mirror descent", 2022). The T-step loop
 is the one of :mod:`solvers.adjoint` (``Unrolled().steps(omd_step, ...)``).
 
+In a game with an action mask (:attr:`mfid.MeanFieldGame.action_mask`, allowed actions ``A(s)``)
+the softmax runs over ``A(s)`` and the logits of disallowed actions are held at 0 (they never
+enter the policy), so the fixed point is ``pi*(.|s) = softmax over A(s) of q^tau(s, .) / tau``::
+
+    zeta_{t+1}(s, a) = [a in A(s)] ((1 - eta tau) zeta_t(s, a) + eta q^tau(s, a))
+
 Example::
 
     from mfid import BeachBar
@@ -88,23 +94,43 @@ class OMDResult:
         return int(self.status) == RESULTS.successful.code
 
 
-def policy_from_logits(zeta):
-    """``(softmax(zeta), log_softmax(zeta))`` over the last axis with one ``exp`` per entry."""
-    shifted = zeta - lax.stop_gradient(jnp.max(zeta, axis=-1, keepdims=True))
-    e = jnp.exp(shifted)
+def policy_from_logits(zeta, mask=None):
+    """``(softmax(zeta), log_softmax(zeta))`` over the last axis with one ``exp`` per entry.
+
+    ``mask`` (boolean, broadcastable to ``zeta``, ``True`` = allowed, at least one per row;
+    e.g. :attr:`mfid.MeanFieldGame.action_mask` of shape ``(S, A)``): the softmax over the allowed
+    entries only, probability exactly 0 elsewhere, where the log-probability is reported as 0
+    (so ``pi log pi = 0`` there). Disallowed logits are never exponentiated (``jnp.where`` on both
+    branches), so gradients are finite and zero w.r.t. disallowed logits. ``mask=None`` is the
+    plain softmax."""
+    if mask is None:
+        shifted = zeta - lax.stop_gradient(jnp.max(zeta, axis=-1, keepdims=True))
+        e = jnp.exp(shifted)
+        total = jnp.sum(e, axis=-1, keepdims=True)
+        return e / total, shifted - jnp.log(total)
+    mask = jnp.broadcast_to(mask, zeta.shape)
+    top = jnp.max(jnp.where(mask, zeta, -jnp.inf), axis=-1, keepdims=True)
+    shifted = jnp.where(mask, zeta - lax.stop_gradient(top), 0.0)
+    e = jnp.where(mask, jnp.exp(shifted), 0.0)
     total = jnp.sum(e, axis=-1, keepdims=True)
-    return e / total, shifted - jnp.log(total)
+    return e / total, jnp.where(mask, shifted - jnp.log(total), 0.0)
 
 
 def omd_update(game: MeanFieldGame, theta, zeta, tau, eta):
     """One OMD step ``zeta <- (1 - eta tau) zeta + eta q^tau(Lambda(pi), pi)``, ``pi = softmax(zeta)``.
 
+    In a masked game the softmax runs over the allowed actions (:func:`policy_from_logits` with
+    ``game.action_mask``) and the logits of disallowed actions are set to 0.
     Shapes: ``zeta (H, S, A)``; returns the new logits of the same shape.
     """
-    pi, logpi = policy_from_logits(zeta)
+    mask = game.action_mask
+    pi, logpi = policy_from_logits(zeta, mask)
     _, dyn = rollout(game, pi, theta)
     q, _ = evaluate_policy(dyn, pi, tau, logpi)
-    return (1.0 - eta * tau) * zeta + eta * q
+    new = (1.0 - eta * tau) * zeta + eta * q
+    if mask is None:
+        return new
+    return jnp.where(jnp.broadcast_to(mask, new.shape), new, jnp.zeros((), new.dtype))
 
 
 def omd_step(zeta, args):
@@ -117,12 +143,24 @@ def omd_step(zeta, args):
 def equilibrium_diagnostics(game: MeanFieldGame, dyn, pi, logpi, L, zeta, tau, eta):
     """Exploitability, fixed-point residual ``||Phi(zeta) - zeta||_inf = eta ||q - tau zeta||_inf``,
     mass error and logit saturation of the policy ``pi = softmax(zeta)`` whose flow ``L`` and
-    round dynamics ``dyn`` are given (no second rollout)."""
+    round dynamics ``dyn`` are given (no second rollout).
+
+    In a masked game ``pi`` and ``logpi`` are recomputed from ``zeta`` with the game's mask (a
+    caller's plain softmax would give disallowed actions mass and entropy), the best response
+    ranges over allowed actions and the residual is ``eta |q - tau zeta|`` on allowed entries and
+    ``|zeta|`` on disallowed ones (which :func:`omd_update` sets to 0)."""
+    mask = game.action_mask
+    if mask is not None:
+        pi, logpi = policy_from_logits(zeta, mask)
     q, V = evaluate_policy(dyn, pi, tau, logpi)
-    _, Vstar = best_response_values(dyn, tau, game.num_states, pi.dtype)
+    _, Vstar = best_response_values(dyn, tau, game.num_states, pi.dtype, mask)
     mu0 = game.mu0.astype(V.dtype)
     expl = mu0 @ (Vstar[0] - V[0])
-    fp = eta * jnp.max(jnp.abs(q - tau * zeta))
+    if mask is None:
+        fp = eta * jnp.max(jnp.abs(q - tau * zeta))
+    else:
+        allowed = jnp.broadcast_to(mask, zeta.shape)
+        fp = jnp.max(jnp.where(allowed, eta * jnp.abs(q - tau * zeta), jnp.abs(zeta)))
     mass = jnp.max(jnp.abs(jnp.sum(L, axis=(1, 2)) - 1.0))
     saturated = (eta * tau > 2.0) | (
         tau * jnp.max(jnp.abs(zeta)) > _SATURATION * (jnp.max(jnp.abs(q)) + 1.0)
@@ -143,7 +181,7 @@ def omd_status(ok_code, diag, *finite_trees):
 
 
 def _final(game, theta, zeta, tau, eta):
-    pi, logpi = policy_from_logits(zeta)
+    pi, logpi = policy_from_logits(zeta, game.action_mask)
     L, dyn = rollout(game, pi, theta)
     return pi, L, equilibrium_diagnostics(game, dyn, pi, logpi, L, zeta, tau, eta)
 
