@@ -78,9 +78,21 @@ class FirstPrice:
 
 @struct.dataclass
 class FirstPriceReserve:
-    """First price with a reserve ``theta = {"reserve": rho}``: bids below the reserve never win.
-    ``alpha_h = min(r_h / (H - h), sum_b nu(b) e(b))`` with the eligibility ``e`` of
-    :func:`eligibility`; winners pay their bid."""
+    """First price with a reserve ``theta = {"reserve": rho}``::
+
+        alpha_h = min(r_h / (H - h), D_h),   D_h = sum_b nu_h(b) e(b),   pay_h(b) = b
+
+    with the eligibility ``e(b) = clip((b - rho) M + 1, 0, 1)`` of :func:`eligibility`. The
+    reserve acts only through the offered mass ``alpha_h``; the winners are the ``alpha_h``
+    highest bids (fractional tie, :func:`auctions.win_probability`) and every winner pays its
+    own bid. So bids ``b >= rho`` win as in first price with schedule ``r_h / (H - h)``, bids
+    ``b <= rho - 1/M`` never win, and the one bid cell just below the reserve,
+    ``rho - 1/M < b < rho``, wins *partially*: with probability ``e(b) = (b - rho) M + 1`` when
+    the schedule exceeds the eligible demand (``alpha_h = D_h``), with less (the tie's share of
+    what the cells above leave, at most ``e(b)``) when it binds — and, when it wins, pays its
+    bid ``b``, which is below the reserve. A reserve on the grid (``rho = j / M``) has no partial
+    cell. This keeps the revenue piecewise linear (differentiable almost everywhere) in
+    ``rho``."""
 
     num_bids: int = struct.field(pytree_node=False, default=100)
     horizon: int = struct.field(pytree_node=False, default=4)
@@ -97,8 +109,18 @@ class FirstPriceReserve:
 
 @struct.dataclass
 class PostedPrice:
-    """Posted price ``theta = {"price": p}`` in every round: every eligible bid is served while
-    supply lasts, ``alpha_h = min(r_h, sum_b nu(b) e(b))``; a winner pays ``min(p, b)``."""
+    """Posted price ``theta = {"price": p}`` in every round::
+
+        alpha_h = min(r_h, D_h),   D_h = sum_b nu_h(b) e(b),   pay_h(b) = min(p, b)
+
+    with the eligibility ``e(b) = clip((b - p) M + 1, 0, 1)`` of :func:`eligibility`. While the
+    remaining supply covers the eligible demand (``r_h >= D_h``) every bid ``b >= p`` wins and
+    pays ``p``, bids ``b <= p - 1/M`` never win, and the one bid cell just below the price,
+    ``p - 1/M < b < p``, wins *partially*, with probability ``e(b) = (b - p) M + 1``, and pays
+    its bid ``b`` (below ``p``). When supply binds (``r_h < D_h``), all of it is sold in this
+    round to the ``r_h`` highest bids (fractional tie at the threshold, as in every mechanism),
+    not rationed at random among the eligible bidders; winners at or above ``p`` still pay
+    ``p``. A price on the grid (``p = j / M``) has no partial cell."""
 
     num_bids: int = struct.field(pytree_node=False, default=100)
     horizon: int = struct.field(pytree_node=False, default=4)

@@ -105,3 +105,35 @@ def test_gradient_finite_for_denormal_mass_and_matches_fd():
         axis=1,
     )
     np.testing.assert_allclose(fd, num, atol=1e-6)
+
+
+def test_derivative_at_a_cell_boundary_is_the_right_derivative():
+    """alpha = 0.2 with ten cells of mass 0.1: the threshold sits exactly on the boundary between
+    cell 8 (just full) and cell 7 (just empty). The sold mass min(alpha, 1) has slope 1 on both
+    sides; per cell, the derivative is the right one (forward differences)."""
+    nu = jnp.full(10, 0.1)
+    alpha = 0.2
+    sold = lambda a: jnp.sum(nu * win_probability(nu, a))  # noqa: E731
+    h = 1e-7
+    central = (float(sold(alpha + h)) - float(sold(alpha - h))) / (2 * h)
+    np.testing.assert_allclose(float(jax.grad(sold)(alpha)), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(central, 1.0, rtol=1e-6)
+    # per cell: the forward difference (right derivative) is matched, the backward one is not
+    jac = np.asarray(jax.jacfwd(win_probability, argnums=1)(nu, alpha))
+    np.testing.assert_array_equal(jac, jax.jacrev(win_probability, argnums=1)(nu, alpha))
+    p0 = np.asarray(win_probability(nu, alpha))
+    forward = (np.asarray(win_probability(nu, alpha + h)) - p0) / h
+    backward = (p0 - np.asarray(win_probability(nu, alpha - h))) / h
+    np.testing.assert_allclose(jac, forward, atol=1e-6)
+    np.testing.assert_allclose(jac[7], 10.0, rtol=1e-12)  # cell 7 starts to fill: 1 / nu
+    assert np.abs(jac - backward).max() > 9.0  # the left derivative is on cell 8 instead
+    np.testing.assert_allclose(backward[8], 10.0, rtol=1e-6)
+    # the value is unchanged: cells 8 and 9 win, cell 7 gets nothing
+    np.testing.assert_array_equal(p0, [0.0] * 8 + [1.0, 1.0])
+    # at alpha = 0 the top cell starts to fill; an empty top cell passes the slope down
+    np.testing.assert_allclose(jax.grad(sold)(0.0), 1.0, rtol=1e-12)
+    nu2 = jnp.array([0.3, 0.2, 0.0])
+    sold2 = lambda a: jnp.sum(nu2 * win_probability(nu2, a))  # noqa: E731
+    np.testing.assert_allclose(jax.grad(sold2)(0.0), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(jax.grad(sold2)(0.2), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(jax.grad(sold2)(0.5), 0.0, atol=0)  # demand exhausted
