@@ -87,6 +87,9 @@ class Run:
     compile_seconds: float
     status: str
     selected: str
+    selected_surrogate: float
+    selected_step: int
+    candidates: tuple
     theta: Any
     equilibrium: Equilibrium
 
@@ -134,7 +137,8 @@ def run_revenue_design(
     tau: float = 1e-3,
     eta: float = 10.0,
     iters: int = 400,
-    val_iters: int = 500,
+    val_iters: int = 10000,
+    val_tol: float = 1e-9,
     learning_rate: float = LEARNING_RATE,
     zo_learning_rate: float | None = None,
     width: int = 256,
@@ -142,15 +146,21 @@ def run_revenue_design(
     num_values: int = 100,
     num_bids: int = 100,
     warm_start: bool = False,
-    keep_best: bool = True,
+    select: str = "converged",
+    keep: int = 3,
+    u: float = 0.05,
+    sigma: float = 0.1,
     precision: str | None = "float32",
     callback: Callable[[str, int, dict], None] | None = None,
 ) -> RevenueStudy:
     """Run the comparison (see the module docstring) and return a :class:`RevenueStudy`.
 
-    ``warm_start=False`` (default) evaluates every surrogate ``G_T`` from the uniform policy,
-    exactly like the final ``T_val`` evaluation. ``keep_best=True`` keeps, for every method
-    alike, the mechanism with the best surrogate ``G_T`` seen during its run. ``precision`` is
+    Every reported mechanism is solved until its exploitability is ``<= val_tol`` (at most
+    ``val_iters`` OMD steps; a run that does not get there keeps status ``max_iterations`` and
+    the report flags it). ``select="converged"`` (default) chooses, for every method alike,
+    among the last iterate and the ``keep`` best-surrogate iterates the one with the best
+    converged value. ``warm_start=False`` (default) evaluates every surrogate ``G_T`` from the
+    uniform policy. ``u`` and ``sigma`` are the zeroth-order radii (0-SGD/0-ADAM, ANNEAL). ``precision`` is
     the compute precision of the design steps; every reported number is evaluated in the default
     float dtype. ``callback(method, step, metrics)`` reports progress. Time per step is the
     median wall time of the steps after the first (compilation excluded; ``compile_seconds`` is
@@ -174,14 +184,13 @@ def run_revenue_design(
     objective = make_objective(sts[0].objective, sts[0].mix_weight)
     meta = dict(sts[0].metadata)
     fp_game = first_price_game(game)
-    first_price = equilibrium(
-        fp_game, objective, {}, solve_omd(fp_game, {}, tau=tau, eta=eta, iters=val_iters), tau
-    )
+    fp = solve_omd(fp_game, {}, tau=tau, eta=eta, iters=val_iters, tol=val_tol)
+    first_price = equilibrium(fp_game, objective, {}, fp, tau)
     thetas0 = jax.tree.map(lambda *xs: jnp.stack(xs), *[s.theta0 for s in sts])
     runs: dict[str, list[Run]] = {}
     initial = None
     for m in methods:
-        est = as_estimator(m)
+        est = as_estimator(m, u=u, sigma=sigma)
         n = max(1, steps // est.evaluations_per_step)
         lr = learning_rate if (m == "amid" or zo_learning_rate is None) else zo_learning_rate
         optimizer = warmup_cosine(lr, n, sgd=m == "zeroth-sgd") if est.uses_optimizer else None
@@ -189,8 +198,8 @@ def run_revenue_design(
         t = time.perf_counter()
         results = design_seeds(
             game, objective, thetas0, keys, maximize=True, estimator=est, optimizer=optimizer,
-            steps=n, tau=tau, eta=eta, iters=iters, val_iters=val_iters, warm_start=warm_start,
-            keep_best=keep_best, precision=precision, throw=False,
+            steps=n, tau=tau, eta=eta, iters=iters, val_iters=val_iters, val_tol=val_tol,
+            warm_start=warm_start, select=select, keep=keep, precision=precision, throw=False,
             callback=None if callback is None else (lambda k, mt, m=m: callback(m, k, mt)),
         )  # fmt: skip
         seconds = time.perf_counter() - t
@@ -208,16 +217,19 @@ def run_revenue_design(
                     evaluation_trace=res.evaluations, seconds=seconds / seeds,
                     seconds_per_step=per_step,
                     compile_seconds=max(0.0, float(res.step_seconds[0]) - per_step),
-                    status=res.status, selected=res.selected, theta=res.theta,
+                    status=res.status, selected=res.selected,
+                    selected_surrogate=res.selected_surrogate,
+                    selected_step=res.selected_step, candidates=res.candidates,
+                    theta=res.theta,
                     equilibrium=equilibrium(game, objective, res.theta, res.final, tau),
                 )
             )  # fmt: skip
     config = {
         "steps": steps, "seeds": seeds, "tau": tau, "eta": eta, "iters": iters,
-        "val_iters": val_iters, "learning_rate": learning_rate,
+        "val_iters": val_iters, "val_tol": val_tol, "learning_rate": learning_rate,
         "zo_learning_rate": zo_learning_rate if zo_learning_rate is not None else learning_rate,
         "width": width, "draws": draws if setting == "A3" else None, "warm_start": warm_start,
-        "keep_best": keep_best, "num_values": num_values, "num_bids": num_bids,
+        "select": select, "keep": keep, "u": u, "sigma": sigma, "num_values": num_values, "num_bids": num_bids,
         "precision": precision or jnp.dtype(jnp.result_type(float)).name,
     }  # fmt: skip
     return RevenueStudy(setting, meta, config, first_price, initial, runs,

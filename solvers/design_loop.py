@@ -79,8 +79,9 @@ class DesignState(NamedTuple):
     opt_state: Any  # optax state of the optimiser (``()`` for ANNEAL)
     zeta: jnp.ndarray  # warm-start logits (H, S, A), compute precision
     key: jnp.ndarray  # raw uint32 PRNG key data, shape (2,)
-    best_theta: Any  # evaluated theta with the best G_T so far (keep_best)
-    best_value: jnp.ndarray  # its G_T (-inf / +inf before the first step)
+    top_thetas: Any  # the `keep` evaluated thetas with the best G_T so far (leading axis keep)
+    top_values: jnp.ndarray  # their G_T, shape (keep,) (-inf / +inf where still empty)
+    top_steps: jnp.ndarray  # the design steps they were evaluated at, shape (keep,)
     status: jnp.ndarray  # RESULTS code; anything but successful freezes the state
     step: jnp.ndarray  # steps taken
 
@@ -102,10 +103,10 @@ def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: De
     the step's metrics ``objective`` (``G_T(theta_k)``), ``exploitability`` (of
     ``softmax zeta_T``), ``grad_norm``, ``fixed_point_residual`` and ``status``. ``game``,
     ``tau``, ``eta`` and ``state.zeta`` are in the compute precision; ``theta``, the optimiser
-    state and ``best_value`` in their own (master) precision."""
+    state and ``top_values`` in their own (master) precision."""
     sign = -1.0 if problem.maximize else 1.0
     key, sub = jax.random.split(state.key)
-    mdtype = state.best_value.dtype
+    mdtype = state.top_values.dtype
     low = partial(cast_floating, dtype=state.zeta.dtype)
     objective, iters = problem.objective, problem.iters
 
@@ -128,15 +129,21 @@ def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: De
     )
     status = jnp.where(all_finite(new_theta), aux.status, RESULTS.nonfinite.code)
     ok = (state.status == RESULTS.successful.code) & (status == RESULTS.successful.code)
-    better = ok & (sign * value < sign * state.best_value)
-    pick = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(better, x, y), a, b)  # noqa: E731
+    worst = jnp.argmax(sign * state.top_values)  # the slot to replace
+    better = ok & (sign * value < sign * state.top_values[worst])
+    top_thetas = jax.tree_util.tree_map(
+        lambda T, t: T.at[worst].set(jnp.where(better, t, T[worst])), state.top_thetas, theta
+    )
+    top_values = state.top_values.at[worst].set(jnp.where(better, value, state.top_values[worst]))
+    top_steps = state.top_steps.at[worst].set(jnp.where(better, state.step, state.top_steps[worst]))
     moved = DesignState(
         new_theta,
         opt_state,
         aux.logits if problem.warm_start else jnp.zeros_like(state.zeta),
         key,
-        pick(theta, state.best_theta),
-        jnp.where(better, value, state.best_value),
+        top_thetas,
+        top_values,
+        top_steps,
         state.status,
         state.step + 1,
     )
@@ -164,8 +171,8 @@ _step_batched = jax.jit(jax.vmap(design_step, in_axes=(None, None, None, None, 0
 class DesignResult:
     """Outcome of :func:`design` (one seed).
 
-    ``theta``: the returned parameters (the last iterate, or the best evaluated one with
-    ``keep_best``). Per-step traces (length ``steps``): ``objective`` = ``G_T(theta_k)`` (the
+    ``theta``: the returned parameters (chosen by ``select`` among the last iterate and the
+    ``keep`` best evaluated iterates). Per-step traces (length ``steps``): ``objective`` = ``G_T(theta_k)`` (the
     surrogate, not the loss), ``exploitability`` of ``softmax zeta_T(theta_k)``, ``grad_norm``,
     ``fixed_point_residual``, ``step_status`` (RESULTS codes), ``step_seconds`` (wall time of
     each step; the first includes compilation), ``evaluations`` (cumulative objective
@@ -173,7 +180,11 @@ class DesignResult:
     ``theta0`` / ``theta`` (``val_iters`` OMD steps from the uniform policy), with their objective
     values ``initial_value``/``final_value``. ``status``: a RESULTS name (``successful`` or why
     the run stopped moving), ``message`` its text. ``resumed_from``: the step a checkpoint
-    restored. ``selected``: ``"best"`` or ``"last"``; ``best_value``: the best ``G_T`` seen.
+    restored. ``selected``: which candidate was returned (``"last"`` or ``"top-i"``, the
+    ``i``-th best surrogate); ``selected_surrogate``, ``selected_step``: its ``G_T`` and the
+    step it was evaluated at; ``best_value``: the best
+    ``G_T`` seen. ``candidates``: every candidate with its surrogate ``G_T`` and, for
+    ``select="converged"``, its converged ``value``, ``exploitability`` and ``status``.
     """
 
     theta: Any
@@ -197,6 +208,9 @@ class DesignResult:
     steps: int
     selected: str
     best_value: float
+    selected_surrogate: float = float("nan")
+    selected_step: int = -1
+    candidates: tuple = ()
 
     @property
     def initial_exploitability(self) -> float:
@@ -301,11 +315,14 @@ def _raw_key(key):
     return key
 
 
-def _check_args(steps, val_iters, checkpoint_every, maximize, keep_best, tau, eta, iters):
+SELECT = ("last", "surrogate", "converged")
+
+
+def _check_args(steps, val_iters, checkpoint_every, maximize, select, tau, eta, iters):
     if not isinstance(maximize, bool):
         raise ValueError(f"maximize must be True or False, got {maximize!r}")
-    if not isinstance(keep_best, bool):
-        raise ValueError(f"keep_best must be True or False, got {keep_best!r}")
+    if select not in SELECT:
+        raise ValueError(f"select must be one of {SELECT}, got {select!r}")
     check_count(steps, "steps")
     check_count(val_iters, "val_iters")
     check_count(checkpoint_every, "checkpoint_every")
@@ -345,7 +362,9 @@ def design_seeds(
     iters: int = 400,
     val_iters: int = 500,
     warm_start: bool = True,
-    keep_best: bool = False,
+    select: str = "last",
+    keep: int = 3,
+    val_tol: float | None = None,
     precision: str | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
@@ -358,8 +377,12 @@ def design_seeds(
 
     ``optimizer``: any optax transformation (default ``optax.adam(learning_rate)``; unused by
     ANNEAL). ``tau``, ``eta``, ``iters`` set the T-step surrogate, ``val_iters`` the evaluation
-    of the initial and final ``theta``. ``keep_best=True`` returns the ``theta_k`` with the best
-    ``G_T(theta_k)`` seen. ``precision`` (``"float32"``/``"float64"``; default the game's dtype)
+    of the initial and final ``theta`` (with ``val_tol``: OMD until ``|exploitability| <=
+    val_tol``, at most ``val_iters`` steps; the status says whether it got there). ``select``:
+    which parameters are returned, the same rule for every estimator: ``"last"`` iterate,
+    the best ``"surrogate"`` ``G_T(theta_k)`` seen, or ``"converged"``: the last iterate and the
+    ``keep`` best-surrogate iterates are each solved to ``val_tol`` and the best converged value
+    wins (an optimiser that exploits OMD's transient shows up as a gap between the two). ``precision`` (``"float32"``/``"float64"``; default the game's dtype)
     is the precision of the design steps (mixed precision: ``theta``, the optimiser state and
     every evaluation stay in the game's dtype). ``checkpoint_dir``: checkpoint every
     ``checkpoint_every`` steps and resume from it. ``callback(step, metrics)`` gets, after every
@@ -369,7 +392,12 @@ def design_seeds(
     settings that identify the run in the checkpoint fingerprint (e.g. a schedule's settings
     when a custom ``optimizer`` is given).
     """
-    iters = _check_args(steps, val_iters, checkpoint_every, maximize, keep_best, tau, eta, iters)
+    iters = _check_args(steps, val_iters, checkpoint_every, maximize, select, tau, eta, iters)
+    keep = check_count(keep, "keep")
+    if val_tol is not None:
+        check_positive(val_tol, "val_tol", allow_zero=True)
+    if select == "converged" and val_tol is None:
+        raise ValueError("select='converged' needs val_tol (the exploitability tolerance)")
     estimator = as_estimator(estimator)
     check_positive(learning_rate, "learning_rate")
     leaves = jax.tree_util.tree_leaves(thetas0)
@@ -393,8 +421,11 @@ def design_seeds(
 
     def init(theta, key):
         opt_state = opt.init(theta) if opt is not None else ()
-        return DesignState(theta, opt_state, jnp.zeros(shape, cdtype), key, theta, worst,
-                           jnp.asarray(RESULTS.successful.code), jnp.asarray(0))  # fmt: skip
+        tops = jax.tree_util.tree_map(lambda x: jnp.stack([x] * keep), theta)
+        return DesignState(theta, opt_state, jnp.zeros(shape, cdtype), key, tops,
+                           jnp.full((keep,), worst), jnp.zeros((keep,), jnp.int32),
+                           jnp.asarray(RESULTS.successful.code),
+                           jnp.asarray(0))  # fmt: skip
 
     state = jax.vmap(init)(thetas, keys)
     step_game = game if cdtype == game.dtype else cast_floating(game, cdtype)
@@ -410,7 +441,8 @@ def design_seeds(
         settings = {
             "objective": repr(objective), "estimator": repr(estimator), "iters": iters,
             "tau": float(tau), "eta": float(eta), "maximize": maximize,
-            "warm_start": bool(warm_start), "keep_best": keep_best, "precision": cdtype.name,
+            "warm_start": bool(warm_start), "select": select, "keep": keep,
+            "val_tol": val_tol, "precision": cdtype.name,
             "optimizer": repr(opt) if isinstance(opt, Optimizer) else None,
             "val_iters": int(val_iters), "config": config or {},
         }  # fmt: skip
@@ -424,7 +456,7 @@ def design_seeds(
 
     t0 = time.perf_counter()
     initial = [_evaluate(game, objective, jax.tree_util.tree_map(lambda x: x[i], thetas),
-                         tau, eta, val_iters) for i in range(num)]  # fmt: skip
+                         tau, eta, val_iters, val_tol) for i in range(num)]  # fmt: skip
     for k in range(start, steps):
         ts = time.perf_counter()
         state, metrics = _step_batched(problem, step_game, tau_, eta_, state)
@@ -444,9 +476,9 @@ def design_seeds(
     results = []
     for i in range(num):
         st = jax.tree_util.tree_map(lambda x: x[i], state)
-        best_ok = keep_best and np.isfinite(float(st.best_value))
-        theta = st.best_theta if best_ok else st.theta
-        final = _evaluate(game, objective, theta, tau, eta, val_iters)
+        theta, final, selected, surrogate, cands, sel_step = _select(
+            game, objective, st, select, maximize, tau, eta, val_iters, val_tol, trace, i
+        )
         col = {n: np.asarray([row[i] for row in trace[n]]) for n in _TRACE_KEYS}
         code = int(st.status)
         res = DesignResult(
@@ -469,8 +501,11 @@ def design_seeds(
             message=RESULTS.message(code),
             resumed_from=start,
             steps=len(trace["objective"]),
-            selected="best" if best_ok else "last",
-            best_value=float(st.best_value),
+            selected=selected,
+            best_value=float(np.max(st.top_values) if maximize else np.min(st.top_values)),
+            selected_surrogate=surrogate,
+            selected_step=sel_step,
+            candidates=tuple(cands),
         )
         if throw and code != RESULTS.successful.code:
             failed = int(np.argmax(res.step_status != RESULTS.successful.code))
@@ -479,6 +514,45 @@ def design_seeds(
     return results
 
 
-def _evaluate(game, objective, theta, tau, eta, iters):
-    value, _, res = evaluate_design(game, objective, theta, tau=tau, eta=eta, iters=iters)
+def _evaluate(game, objective, theta, tau, eta, iters, tol=None):
+    value, _, res = evaluate_design(game, objective, theta, tau=tau, eta=eta, iters=iters, tol=tol)
     return value, res
+
+
+def _select(game, objective, st, select, maximize, tau, eta, val_iters, val_tol, trace, i):
+    """``(theta, final OMDResult and value, selected name, its surrogate, candidates)``."""
+    sign = 1.0 if maximize else -1.0
+    objective_trace = [row[i] for row in trace["objective"]]
+    last_surrogate = float(objective_trace[-1]) if objective_trace else float("nan")
+    cands = [("last", st.theta, last_surrogate, len(objective_trace) - 1)]
+    order = np.argsort(-sign * np.asarray(st.top_values))
+    for rank, j in enumerate(order):
+        if np.isfinite(float(st.top_values[j])):
+            theta_j = jax.tree_util.tree_map(lambda x, j=j: x[j], st.top_thetas)
+            cands.append((f"top-{rank + 1}", theta_j, float(st.top_values[j]),
+                          int(st.top_steps[j])))  # fmt: skip
+    if select == "last" or len(cands) == 1:
+        chosen = cands[0]
+    elif select == "surrogate":
+        chosen = cands[1]
+    else:
+        chosen = None
+    records = []
+    if select == "converged":
+        best = None
+        for name, th, sur, step in cands:
+            value, res = _evaluate(game, objective, th, tau, eta, val_iters, val_tol)
+            ok = res.converged and np.isfinite(value)
+            records.append({"candidate": name, "step": step, "surrogate": sur, "value": value,
+                            "exploitability": float(res.exploitability),
+                            "status": res.status_name})  # fmt: skip
+            key = (ok, sign * value if np.isfinite(value) else -np.inf)
+            if best is None or key > best[0]:
+                best = (key, (name, th, sur, step), (value, res))
+        chosen = best[1]
+        value, res = best[2]
+    else:
+        value, res = _evaluate(game, objective, chosen[1], tau, eta, val_iters, val_tol)
+        records = [{"candidate": n, "step": k, "surrogate": s_} for n, _, s_, k in cands]
+    name, theta, surrogate, step = chosen
+    return theta, (value, res), name, surrogate, records, step

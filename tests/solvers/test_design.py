@@ -215,10 +215,11 @@ def test_keep_best_returns_the_best_evaluated_iterate():
     kw = {**KW, "learning_rate": 3.0, "warm_start": False}  # large steps overshoot
     last = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=8, **kw)
     best = design(
-        game(), congestion_objective, jnp.zeros(10), maximize=False, steps=8, keep_best=True, **kw
-    )
+        game(), congestion_objective, jnp.zeros(10), maximize=False, steps=8, select="surrogate",
+        **kw,
+    )  # fmt: skip
     np.testing.assert_array_equal(last.objective, best.objective)  # same trajectory
-    assert last.selected == "last" and best.selected == "best"
+    assert last.selected == "last" and best.selected == "top-1"
     k = int(np.argmin(best.objective))
     assert best.best_value == pytest.approx(best.objective[k], rel=1e-12)
     assert best.objective[-1] > best.objective[k]  # the last iterate is not the best one
@@ -226,6 +227,14 @@ def test_keep_best_returns_the_best_evaluated_iterate():
     # (the step starts from the uniform policy without warm start)
     assert float(g_t) == pytest.approx(best.best_value, rel=1e-12)
     assert best.final_value < last.final_value
+    # select="converged" solves the last iterate and the keep best ones to val_tol
+    conv = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=8,
+                  select="converged", keep=2, val_tol=1e-10, **{**kw, "val_iters": 5000})  # fmt: skip
+    assert [c["candidate"] for c in conv.candidates] == ["last", "top-1", "top-2"]
+    assert all(c["status"] == "successful" and c["exploitability"] <= 1e-10
+               for c in conv.candidates)  # fmt: skip
+    assert conv.final_value == pytest.approx(min(c["value"] for c in conv.candidates), rel=1e-12)
+    assert conv.final.converged and float(conv.final.exploitability) <= 1e-10
 
 
 def test_seeds_batched_in_one_program_equal_one_at_a_time():

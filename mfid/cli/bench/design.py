@@ -76,7 +76,7 @@ def run_bench_design(args) -> int:
                     res = design_seeds(
                         game, objective, thetas, keys, maximize=True, estimator=mode,
                         steps=steps, iters=args.iters, optimizer=warmup_cosine(LEARNING_RATE, steps),
-                        warm_start=False, keep_best=True, precision=precision, throw=False,
+                        warm_start=False, select="surrogate", keep=1, precision=precision, throw=False,
                         callback=lambda k, m, mode=mode: bar.update(mode=mode),
                     )  # fmt: skip
                     dt = res[0].step_seconds[1:]

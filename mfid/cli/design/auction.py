@@ -36,7 +36,10 @@ def register_design(sub) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds per method (default %(default)s)")
     p.add_argument("--out", default=None, help="output directory (default results/<setting>)")
     p.add_argument("--iters", type=int, default=400, help="OMD steps T of the design surrogate")
-    p.add_argument("--val-iters", type=int, default=500, help="OMD steps T_val of the evaluation")
+    p.add_argument(
+        "--val-iters", type=int, default=10000,
+        help="most OMD steps of an evaluation at the equilibrium (default %(default)s)",
+    )  # fmt: skip
     p.add_argument(
         "--tau", type=float, default=1e-3, help="entropy regularisation (default %(default)s)"
     )
@@ -61,10 +64,20 @@ def register_design(sub) -> None:
         help="warm-start OMD from the previous design step (default: from the uniform policy)",
     )
     p.add_argument(
-        "--last-iterate",
-        action="store_true",
-        help="report each run's last mechanism (default: the best one by the surrogate G_T)",
+        "--select",
+        choices=("converged", "surrogate", "last"),
+        default="converged",
+        help="which mechanism of a run is reported, the same rule for every method: the best "
+        "converged value among the last iterate and the --keep best surrogates (default), the "
+        "best surrogate G_T, or the last iterate",
     )
+    p.add_argument("--keep", type=int, default=3, help="best-surrogate candidates kept per run")
+    p.add_argument(
+        "--val-tol", type=float, default=1e-9,
+        help="exploitability tolerance of every reported equilibrium (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--u", type=float, default=0.05, help="0-SGD/0-ADAM smoothing radius")
+    p.add_argument("--sigma", type=float, default=0.1, help="ANNEAL radius")
     p.add_argument(
         "--precision",
         choices=("float32", "float64"),
@@ -111,7 +124,11 @@ def run_design_auction(args) -> int:
             width=args.width,
             draws=args.draws,
             warm_start=args.warm_start,
-            keep_best=not args.last_iterate,
+            select=args.select,
+            keep=args.keep,
+            val_tol=args.val_tol,
+            u=args.u,
+            sigma=args.sigma,
             precision=None if args.x32 else args.precision,
             callback=lambda m, k, metrics: bar.update(method=m, G_T=max(metrics["objective"])),
         )
