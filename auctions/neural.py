@@ -8,11 +8,26 @@ Input ``x = (one_hot(h, H), nu_h (M,), r_h)``; the network ::
 
 gives the mechanism ::
 
-    alpha_h = r_h sigmoid(o_alpha)                               (never above r_h)
+    alpha_h = r_h sigmoid(o_alpha + beta_h)                      (never above r_h)
     pay_h(b_k) = sum_{j <= k} (b_j - b_{j-1}) sigmoid(o_j),  b_{-1} = 0
 
 The payment rule is non-decreasing in the bid (every increment is >= 0) and never above it
 (every increment is at most ``b_j - b_{j-1}``). Width 256 by default.
+
+**Starting point** (a choice, documented here). ``beta_h`` is a fixed per-round offset, the
+logit of the first-price schedule ``r_h / (H - h)`` (the remaining supply spread evenly over
+the remaining rounds, capped at 0.95 in the last round as in
+:class:`~auctions.mechanisms.StaticMechanism`)::
+
+    beta_h = logit(min(1 / (H - h), 0.95))          (schedule="even"; schedule="none": 0)
+
+so a network whose allocation output is 0 *is* the first-price schedule and the network learns
+the deviation from it. The output layer starts small (kernel scaled by ``out_scale = 0.1``:
+outputs vary by about 0.01 across inputs at width 256) with biases ``alloc_bias = 0`` and
+``pay_bias = 4``, so the initial mechanism offers ``alpha_h ≈ r_h / (H - h)`` in every round and
+charges ``sigmoid(4) ≈ 0.98`` of the bid: close to first price in every setting, whatever its
+horizon. (Without the offset, ``alpha_h = r_h / 2`` in every round: on A8, with H = 100, that
+sells the whole supply in the first rounds for almost nothing.)
 
 ``theta`` is a plain nested dict of arrays (the ``nnx`` state as a pure dict); the network
 structure (``nnx.GraphDef``) is a static field, so the mechanism is a pytree usable inside OMD
@@ -36,7 +51,20 @@ from flax import nnx, struct
 
 from auctions.mechanisms import bid_grid
 
-__all__ = ["NeuralMechanism", "ResidualMLP"]
+__all__ = ["NeuralMechanism", "ResidualMLP", "SCHEDULES", "schedule_logits"]
+
+SCHEDULES = ("even", "none")
+_LAST_ROUND_CAP = 0.95
+
+
+def schedule_logits(horizon: int, schedule: str = "even", dtype=None):
+    """The per-round allocation offsets ``beta (H,)`` (module docstring): ``logit(min(1 / (H - h),
+    0.95))`` for ``"even"``, zeros for ``"none"``."""
+    dtype = dtype or jnp.result_type(float)
+    if schedule == "none":
+        return jnp.zeros((horizon,), dtype)
+    frac = jnp.minimum(1.0 / (horizon - jnp.arange(horizon, dtype=dtype)), _LAST_ROUND_CAP)
+    return jnp.log(frac) - jnp.log1p(-frac)
 
 
 def _dense(din: int, dout: int, rngs: nnx.Rngs) -> nnx.Einsum:
@@ -81,6 +109,7 @@ class NeuralMechanism:
     num_bids: int = struct.field(pytree_node=False, default=100)
     horizon: int = struct.field(pytree_node=False, default=4)
     width: int = struct.field(pytree_node=False, default=256)
+    schedule: str = struct.field(pytree_node=False, default="even")
 
     @classmethod
     def create(
@@ -93,13 +122,16 @@ class NeuralMechanism:
         key=None,
         out_scale: float = 0.1,
         alloc_bias: float = 0.0,
-        pay_bias: float = 2.0,
+        pay_bias: float = 4.0,
+        schedule: str = "even",
     ) -> NeuralMechanism:
         for name, v in (("num_bids", num_bids), ("horizon", horizon), ("width", width)):
             if not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if not isinstance(depth, int) or depth < 0:
             raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         key = jax.random.key(0) if key is None else key
         seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
         net = ResidualMLP(horizon + num_bids + 1, num_bids + 1, width, depth, nnx.Rngs(seed))
@@ -111,7 +143,7 @@ class NeuralMechanism:
             [jnp.full((1,), alloc_bias, dtype), jnp.full((num_bids,), pay_bias, dtype)]
         )
         theta0["out"] = {"kernel": theta0["out"]["kernel"] * out_scale, "bias": bias}
-        return cls(theta0, graphdef, num_bids, horizon, width)
+        return cls(theta0, graphdef, num_bids, horizon, width, schedule)
 
     def init_theta(self, key=None):
         return self.theta0
@@ -135,4 +167,5 @@ class NeuralMechanism:
         steps = jnp.diff(bids, prepend=0.0)
         M = self.num_bids
         pay = jnp.tri(M, M, dtype=o.dtype) @ (steps * jax.nn.sigmoid(o))  # cumulative sum
-        return r * jax.nn.sigmoid(o_alpha), pay
+        beta = schedule_logits(self.horizon, self.schedule, o.dtype)[h]
+        return r * jax.nn.sigmoid(o_alpha + beta), pay

@@ -11,7 +11,7 @@ A4      A1 with risk-averse utility, beta=1
 A5      A1 with risk-seeking utility, beta=1
 A6      A1 with hyperbolic discounting, lam=1
 A7      H=6, mu0 ∝ 0.9^k, regeneration rho=1, drift sigma=0.2
-A8      H=100, alpha_max=5, regeneration rho=0.015, drift sigma=0.01
+A8      H=100, mu0 ∝ 0.9^k, alpha_max=5, regeneration rho=0.015, drift sigma=0.01
 A9      A1 with the revenue/efficiency mix (weight 0.5 on revenue)
 A10     A1 with the static mechanism and regeneration rho=0.3
 ======  =====================================================================================
@@ -19,13 +19,15 @@ A10     A1 with the static mechanism and regeneration rho=0.3
 Choices the published description leaves open (documented here and in ``metadata["choices"]``):
 
 * Mechanism: the neural mechanism (width 256, two residual blocks) everywhere except A10
-  (static); ``theta0`` is its initialisation (seeded by ``key``).
+  (static); ``theta0`` is its initialisation (seeded by ``key``). Both start close to first
+  price: ``alpha_h ≈ r_h / (H - h)`` in every round and payments ``≈ 0.98`` of the bid (see
+  :mod:`auctions.neural` and :class:`~auctions.mechanisms.StaticMechanism`).
 * A3: ``mu0_d = Dirichlet(1, ..., 1)`` over the value levels and ``alpha_max^d ~ U[0.6, 1.2]``,
   a fixed batch of ``draws`` (default 4) from ``key`` (default ``jax.random.key(3)``), combined
   in a :class:`~auctions.mixture.MarketMixture`; the mechanism observes ``alpha_max`` through
   ``r_0`` and never sees ``mu0_d``; objectives average over the batch.
-* Where a setting does not name ``alpha_max`` (A2, A4–A7, A9, A10) it is A1's 0.8; where it does
-  not name ``mu0`` (A8) it is uniform.
+* Where a setting does not name ``alpha_max`` (A2, A4–A7, A9, A10) it is A1's 0.8. A8's ``mu0``
+  is ``∝ 0.9^k`` as published (like A2 and A7).
 * Drift ``sigma`` is in value units (the grid spans ``[0, 1)``), rows renormalised on the grid.
 * Regeneration draws the new value from the setting's ``mu0``.
 * A9's mix weight is 0.5.
@@ -91,7 +93,7 @@ _DESCRIPTIONS = {
     "A5": "as A1 with risk-seeking utility (beta=1)",
     "A6": "as A1 with hyperbolic discounting (lam=1)",
     "A7": "H=6, mu0 ∝ 0.9^k, regeneration w.p. 1, drift sigma=0.2",
-    "A8": "H=100, alpha_max=5, regeneration w.p. 0.015, drift sigma=0.01",
+    "A8": "H=100, mu0 ∝ 0.9^k, alpha_max=5, regeneration w.p. 0.015, drift sigma=0.01",
     "A9": "as A1 with the revenue/efficiency mix (weight 0.5)",
     "A10": "static mechanism, regeneration w.p. 0.3 (otherwise A1)",
 }
@@ -138,7 +140,7 @@ def make(
     elif name == "A7":
         cfg.update(H=6, mu0=geometric_mu0(K), rho=1.0, sigma=0.2)
     elif name == "A8":
-        cfg.update(H=100, alpha_max=5.0, rho=0.015, sigma=0.01)
+        cfg.update(H=100, mu0=geometric_mu0(K), alpha_max=5.0, rho=0.015, sigma=0.01)
     elif name == "A9":
         objective = "mix"
     elif name == "A10":

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mfid.checks import check_count, check_distribution, check_kernel, is_concrete
+from mfid.checks import check_distribution, check_kernel, is_concrete
 from mfid.kernel import DenseKernel, Kernel
 
 __all__ = ["Dynamics", "MeanFieldGame", "PMFG", "check_action_mask"]

@@ -183,7 +183,7 @@ def test_masked_softmax_and_soft_max_against_numpy_with_finite_gradients():
         p = np.asarray(soft_argmax(jnp.asarray(q), tau, jnp.asarray(mask)))
         want_p = np.eye(4)[qm.argmax(-1)] if tau == 0 else _masked_softmax_np(q / tau, mask)
         np.testing.assert_allclose(p, want_p, rtol=1e-13, atol=0)
-        gq = np.asarray(jax.grad(lambda x: jnp.sum(soft_max(x, tau, jnp.asarray(mask))))(q))
+        gq = np.asarray(jax.grad(lambda x, t=tau: jnp.sum(soft_max(x, t, jnp.asarray(mask))))(q))
         assert np.all(np.isfinite(gq)) and np.all(gq[~mask] == 0.0)
         np.testing.assert_allclose(gq.sum(-1), 1.0, rtol=1e-13)
 
