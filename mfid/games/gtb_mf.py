@@ -64,7 +64,7 @@ Example::
     from solvers import solve_omd
     game = GTBMeanField.create(num_types=4)
     theta = jnp.zeros(7)                                  # all rates 0.5
-    res = solve_omd(game, theta, tau=0.1, eta=1.0, iters=2000, tol=1e-9)
+    res = solve_omd(game, theta, tau=0.1, eta=5.0, iters=2000, tol=1e-10)
     ProductivityEquality()(game, theta, res.flow)
 """
 

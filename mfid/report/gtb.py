@@ -156,9 +156,12 @@ def figures(out, report: dict) -> list[str]:
             ax.bar(np.arange(seeds) + (i - (len(names) - 1) / 2) * wm, mg["per_seed"][name], wm,
                    label=METHOD_LABELS.get(name, name), color=_COLOURS.get(name, None))  # fmt: skip
         ax.set_xticks(np.arange(seeds), [f"seed {s}" for s in range(seeds)])
-        ax.set_ylabel("productivity x equality (N = 4)")
-        ax.set_title("learning agents on the reference N = 4 economy")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("productivity x equality / N")
+        low = min(min(v) for v in mg["per_seed"].values())
+        high = max(max(v) for v in mg["per_seed"].values())
+        ax.set_ylim(0.9 * low, high + 0.25 * (high - 0.9 * low))
+        ax.set_title(f"policy-gradient agents on the reference N = {mg.get('n', 4)} economy")
+        ax.legend(fontsize=7, ncols=3, loc="upper center")
         fig.savefig(out / "metagrad.png", dpi=120)
         written.append("metagrad.png")
     return written
@@ -176,7 +179,9 @@ def markdown(report: dict) -> str:
         "",
         f"Regenerate: `{report['command']}`",
         "",
+        "```",
         report.get("summary", ""),
+        "```",
         "",
         "## Designers on one table",
         "",
@@ -188,18 +193,25 @@ def markdown(report: dict) -> str:
         "methods).",
         "",
         "| method | rates (brackets 1-7, %) | mean field | exploitability | sampled N | "
-        "equality (MF) | productivity/capita (MF) |",
-        "|---|---|---|---|---|---|---|",
+        "sampled N, grid coin | equality (MF) | productivity/capita (MF) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in methods:
         d = report["details"][m]
         rates = "/".join(f"{100 * r:.1f}" for r in report["rates"][m])
+        sm = d["sampled"]
+        grid = (f"{_f(sm['grid_product'])} ± {_f(sm['grid_product_stderr'])}"
+                if "grid_product" in sm else "n/a")  # fmt: skip
         lines.append(
             f"| {METHOD_LABELS[m]} | {rates} | {_f(report['mean_field'][m])} | "
             f"{report['exploitability'][m]:.1e} | {_f(report['sampled'][m])} ± "
-            f"{_f(report['sampled_stderr'][m])} | {_f(d['mean_field']['equality'], 3)} | "
+            f"{_f(report['sampled_stderr'][m])} | {grid} | "
+            f"{_f(d['mean_field']['equality'], 3)} | "
             f"{_f(d['mean_field']['per_capita_productivity'], 1)} |"
         )
+    lines += ["", "Sampled: the finite economy's own (exact) coin; grid coin: the agents' "
+              "mean-field grid state plus rebates, whose law the mean field describes exactly "
+              "(the difference is the earnings grid's discretisation)."]  # fmt: skip
     paired = report.get("paired_differences")
     if paired:
         lines += ["", "Paired differences in the sampled economy (same replicates):", ""]
@@ -221,14 +233,15 @@ def markdown(report: dict) -> str:
     if gap:
         lines += ["", f"## Finite economy vs mean field ({METHOD_LABELS[gap['method']]} tax)", "",
                   gap.get("note", ""), "",
-                  "| N | per-capita productivity: gap ± s.e. | RMSE | product: gap ± s.e. | "
-                  "RMSE |", "|---|---|---|---|---|"]  # fmt: skip
-        for a, b in zip(gap["per_capita_productivity"]["rows"], gap["product"]["rows"],
-                        strict=True):  # fmt: skip
-            lines.append(f"| {a['n']} | {_f(a['gap'], 3)} ± {_f(a['stderr'], 3)} | "
-                         f"{_f(a['rmse'], 3)} | {_f(b['gap'], 3)} ± {_f(b['stderr'], 3)} | "
-                         f"{_f(b['rmse'], 3)} |")  # fmt: skip
-        for key in ("per_capita_productivity", "product"):
+                  "| N | per-capita productivity: gap ± s.e. | RMSE | product (exact coin): "
+                  "gap ± s.e. | RMSE | product (grid coin): gap ± s.e. | RMSE |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        keys = [k for k in ("per_capita_productivity", "product", "grid_product") if k in gap]
+        for rows in zip(*(gap[k]["rows"] for k in keys), strict=True):
+            cells = " | ".join(f"{_f(r['gap'], 3)} ± {_f(r['stderr'], 3)} | {_f(r['rmse'], 3)}"
+                               for r in rows)  # fmt: skip
+            lines.append(f"| {rows[0]['n']} | {cells} |")
+        for key in keys:
             st = gap[key]
             lines.append(f"\n{key}: mean field {_f(st['mean_field'], 3)}; fitted exponent of "
                          f"|bias| {_f(st['exponent'])} (95% CI {_f(st['exponent_ci'][0])}, "
@@ -247,6 +260,14 @@ def markdown(report: dict) -> str:
     if findings:
         lines += ["", "## AI-Economist / MetaGrad findings in the small economy", ""]
         lines += [f"* {f}" for f in findings]
+    amid = report.get("details", {}).get("amid", {})
+    if "surrogate_minus_converged" in amid:
+        lines += ["", f"AMID's surrogate G_T at its last design step minus the converged value of "
+                  f"its rates: {amid['surrogate_minus_converged']:+.2e} (no profit from OMD's "
+                  "transient)." if amid["surrogate_minus_converged"] <= 1e-6 else
+                  f"AMID's surrogate G_T exceeds the converged value by "
+                  f"{amid['surrogate_minus_converged']:.2e}: the design profits from OMD's "
+                  "transient."]  # fmt: skip
     notes = report.get("notes")
     if notes:
         lines += ["", "## Model and settings", ""] + [f"* {n}" for n in notes]
