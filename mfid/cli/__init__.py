@@ -26,7 +26,7 @@ def _modules():
     """Every command module: ``mfid/cli/*.py`` and the group packages ``mfid/cli/design/``,
     ``mfid/cli/bench/`` (a module there defines ``register_<group>``)."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name == "progress":
+        if info.name.startswith("_") or info.name in ("progress", "config"):
             continue
         mod = importlib.import_module(f"{__name__}.{info.name}")
         if info.ispkg:
@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         for name, gsub in group_subs.items():
             if hasattr(mod, f"register_{name}"):
                 getattr(mod, f"register_{name}")(gsub)
+    for p in group_subs["design"].choices.values():  # run configs (mfid.cli.config)
+        p.add_argument(
+            "--config",
+            metavar="TOML",
+            default=None,
+            help="read the run's flags from a TOML file (flags given here override it)",
+        )
+        p.set_defaults(run_config=True)
     return parser
 
 
@@ -78,14 +86,29 @@ def pin_to_one_core() -> int | None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    from mfid.cli import config
+
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = build_parser()
+    path = config.config_path(argv)
+    if path is not None and config.chosen_parsers(parser, argv)[-1].get_default("run_config"):
+        try:
+            config.apply_config(parser, argv, path)
+        except ValueError as err:
+            print(f"mfid: error: {err}", file=sys.stderr)
+            return 2
+    args = parser.parse_args(argv)
     if getattr(args, "single_core", False) and not args.all_cores:
         pin_to_one_core()  # before JAX starts its CPU client and thread pool
     import jax
 
     jax.config.update("jax_enable_x64", not args.x32)
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        out = config.report_dir(args) if getattr(args, "run_config", False) else None
+        if rc == 0 and out is not None and out.is_dir():
+            config.write_config(out, args)  # after the report: its writer replaces the directory
+        return rc
     except ValueError as err:
         print(f"mfid: error: {err}", file=sys.stderr)
         return 2
