@@ -262,7 +262,7 @@ def markdown(report: dict) -> str:
         lines += [f"* {f}" for f in findings]
     amid = report.get("details", {}).get("amid", {})
     if "surrogate_minus_converged" in amid:
-        lines += ["", f"AMID's surrogate G_T at its last design step minus the converged value of "
+        lines += ["", f"AMID's surrogate G_T of the selected iterate minus the converged value of "
                   f"its rates: {amid['surrogate_minus_converged']:+.2e} (no profit from OMD's "
                   "transient)." if amid["surrogate_minus_converged"] <= 1e-6 else
                   f"AMID's surrogate G_T exceeds the converged value by "
