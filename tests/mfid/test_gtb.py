@@ -439,3 +439,9 @@ def test_finite_economy_per_capita_averages_match_the_mean_field_z_test():
     assert abs(z) > crit
     z, _ = _z(out.per_capita_productivity, 1.02 * float(met.per_capita_productivity))
     assert abs(z) > crit
+    # a second economy of the same size at other rates and policy values does not recompile
+    from helpers import no_recompile
+
+    with no_recompile("_sample", "rollout_plans"):
+        again = sample_economy(game, flat, pi, N, REPS, jax.random.key(8))
+    assert float(np.mean(again.tax)) > float(np.mean(out.tax))
