@@ -24,7 +24,9 @@ equilibrium); the right-hand side is the a-priori bound (``0.0184`` for ``tau = 
 
 Example::
 
-    B, p = posted_price_bound(mu0_values, alpha_max=0.8)     # A1: B = 0.25 at p = 0.5
+    import numpy as np
+    from auctions.bound import posted_price_bound
+    B, p = posted_price_bound(np.full(100, 0.01), alpha_max=0.8)   # A1: B = 0.25 at p = 0.5
 """
 
 from __future__ import annotations

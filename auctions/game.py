@@ -28,9 +28,11 @@ Per-round quantities are exposed in ``Dynamics.info`` as an :class:`AuctionRound
 
 Example::
 
-    from auctions import settings
-    game, mech, theta0, meta = settings.make("A1")
-    res = solve_omd(game, theta0, tau=1e-3, eta=10.0, iters=400)
+    import jax
+    from auctions import make
+    from solvers import solve_omd
+    st = make("A1", num_values=20, num_bids=20, width=16, key=jax.random.key(0))
+    res = solve_omd(st.game, st.theta0, tau=1e-3, eta=10.0, iters=200)
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ finite-N simulator and tests).
 
 Example::
 
+    import jax.numpy as jnp
+    from auctions.kernels import AuctionKernel, ValueKernel
     vk = ValueKernel.create(num_values=10, rho=0.3, regen=jnp.full(10, 0.1), sigma=0.2)
     k = AuctionKernel(p_win=jnp.full(5, 0.5), value_kernel=vk)
     k.dense().shape   # (11, 5, 11)

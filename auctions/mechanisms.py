@@ -24,7 +24,10 @@ in every round when all offered items sell; unsold items roll over to later roun
 
 Example::
 
+    import jax.numpy as jnp
+    from auctions.mechanisms import FirstPrice
     fp = FirstPrice(num_bids=100, horizon=4)
+    nu = jnp.full(100, 0.01)                  # active bid mass per bid level
     alpha, pay = fp(0, nu, 0.8, None)     # alpha = 0.2, pay = bid grid
 """
 

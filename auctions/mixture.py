@@ -12,7 +12,11 @@ mixture maximises the mean revenue over the batch of draws::
 
 Example::
 
-    games = [BatchedAuction.create(mu_d, horizon=5, alpha_max=a_d, mechanism=mech) for ...]
+    import numpy as np
+    from auctions import BatchedAuction, FirstPrice, MarketMixture
+    mech = FirstPrice(num_bids=10, horizon=5)
+    draws = [(np.full(10, 0.1), 0.8), (np.linspace(1, 2, 10) / 15.0, 1.1)]
+    games = [BatchedAuction.create(mu, horizon=5, alpha_max=a, mechanism=mech) for mu, a in draws]
     mix = MarketMixture.stack(games)
 """
 

@@ -36,9 +36,11 @@ with the output layer scaled by ``out_scale`` and biases ``alloc_bias`` and ``pa
 
 Example::
 
+    import jax, jax.numpy as jnp
+    from auctions.neural import NeuralMechanism
     mech = NeuralMechanism.create(num_bids=100, horizon=4, width=256, key=jax.random.key(0))
     theta = mech.init_theta()
-    alpha, pay = mech(0, nu, 0.8, theta)
+    alpha, pay = mech(0, jnp.full(100, 0.01), 0.8, theta)
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ A winner with value ``s`` paying ``p`` in round ``h`` gets ``u_h(s, p)``; a lose
 
 Example::
 
+    import jax.numpy as jnp
+    from auctions.utilities import Utility
     u = Utility.create("risk_averse", beta=1.0)
     u(0, jnp.array([0.5]), jnp.array([0.2]))
 """

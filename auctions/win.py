@@ -29,6 +29,8 @@ instead.
 
 Example::
 
+    import jax.numpy as jnp
+    from auctions.win import win_probability
     nu = jnp.array([0.2, 0.3, 0.1])          # bids 0, 1/3, 2/3 (ascending)
     win_probability(nu, 0.25)                # -> [0, 0.5, 1]
 """

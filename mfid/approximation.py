@@ -24,6 +24,7 @@ fluctuation ``O(1/sqrt N)`` (RMSE ``beta = -1/2``).
 
 Example::
 
+    import jax, jax.numpy as jnp
     from mfid import BeachBar
     from mfid.approximation import game_sampler, gap_study
     game = BeachBar.create(num_states=10, horizon=5)

@@ -32,7 +32,7 @@ unoccupied state (floored at ``1e-30`` by the game) is never read.
 
 Example::
 
-    import jax
+    import jax, jax.numpy as jnp
     from mfid import BeachBar
     from mfid.finite import simulate
     game = BeachBar.create(num_states=10, horizon=5)

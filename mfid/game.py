@@ -29,8 +29,8 @@ Example::
     game = PMFG.create(mu0=jnp.array([0.5, 0.5]), horizon=3, transition=P,
                        reward=lambda h, L, theta: -L.sum(1)[:, None] * jnp.ones((2, 2)))
     # state 1 may only play action 0:
-    masked = PMFG.create(mu0=jnp.array([0.5, 0.5]), horizon=3, transition=P, reward=...,
-                         action_mask=[[True, True], [True, False]])
+    masked = PMFG.create(mu0=jnp.array([0.5, 0.5]), horizon=3, transition=P,
+                         reward=jnp.zeros((2, 2)), action_mask=[[True, True], [True, False]])
 """
 
 from __future__ import annotations
