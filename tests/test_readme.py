@@ -16,5 +16,6 @@ def test_readme_example_runs():
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     ).stdout
-    status, expl = out.split()[:2]
-    assert status == "converged" and abs(float(expl)) < 1e-8
+    status, expl, G, grad_status = out.split()[:4]
+    assert status == "successful" and abs(float(expl)) < 1e-8
+    assert grad_status == "successful" and 1.09 < float(G) < 1.5

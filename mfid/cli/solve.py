@@ -12,7 +12,7 @@ __all__ = ["register", "run_solve"]
 def register(sub) -> None:
     p = sub.add_parser("solve", help="solve a game's regularised mean-field equilibrium by OMD")
     p.add_argument("game", choices=["beach-bar"], help="which game")
-    p.add_argument("--states", type=int, default=20, help="number of spots K (default 20)")
+    p.add_argument("--num-states", type=int, default=20, help="number of spots K (default 20)")
     p.add_argument("--horizon", type=int, default=10, help="rounds H (default 10)")
     p.add_argument("--tau", type=float, default=0.1, help="entropy temperature (default 0.1)")
     p.add_argument("--eta", type=float, default=0.3, help="OMD step size (default 0.3)")
@@ -30,7 +30,7 @@ def run_solve(args) -> int:
     from mfid.games.beach_bar import BeachBar
     from solvers.omd import solve_omd
 
-    game = BeachBar.create(args.states, args.horizon, p_still=args.p_still, crowd=args.crowd)
+    game = BeachBar.create(args.num_states, args.horizon, p_still=args.p_still, crowd=args.crowd)
     kw = dict(tau=args.tau, eta=args.eta, iters=args.iters, tol=args.tol)
     solve_omd(game, None, **kw).exploitability.block_until_ready()  # compile
     t0 = time.perf_counter()
@@ -38,7 +38,7 @@ def run_solve(args) -> int:
     expl = float(res.exploitability)
     seconds = time.perf_counter() - t0
     params = {
-        "states": args.states,
+        "states": args.num_states,
         "horizon": args.horizon,
         "bar": game.bar,
         "p_still": args.p_still,
@@ -57,14 +57,14 @@ def run_solve(args) -> int:
         "status": res.status_name,
     }
     mu = res.flow.sum(-1)
-    print(f"{args.game}: K={args.states} H={args.horizon} tau={args.tau} eta={args.eta}")
+    print(f"{args.game}: K={args.num_states} H={args.horizon} tau={args.tau} eta={args.eta}")
     print(f"  status          {res.status_name} after {int(res.iterations)} OMD iterations")
     print(f"  exploitability  {expl:.3e}")
     print(
         f"  time            {seconds:.3f} s ({1e3 * seconds / max(int(res.iterations), 1):.3f} ms/iter)"
     )
     print(
-        f"  crowd at bar    {float(mu[-1, game.bar]):.4f} in the last round (uniform {1 / args.states:.4f})"
+        f"  crowd at bar    {float(mu[-1, game.bar]):.4f} in the last round (uniform {1 / args.num_states:.4f})"
     )
     if res.status_name == "max_iterations" and args.tol is not None:
         print("  note            not converged: try a smaller --eta or more --iters")
