@@ -19,7 +19,7 @@ import os
 import pkgutil
 import sys
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "command_line"]
 
 
 def _modules():
@@ -98,6 +98,7 @@ def main(argv=None) -> int:
             print(f"mfid: error: {err}", file=sys.stderr)
             return 2
     args = parser.parse_args(argv)
+    args.argv = list(argv)
     if getattr(args, "single_core", False) and not args.all_cores:
         pin_to_one_core()  # before JAX starts its CPU client and thread pool
     import jax
@@ -112,6 +113,17 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"mfid: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("mfid: interrupted (checkpointed runs resume from their --checkpoint-dir)",
+              file=sys.stderr)  # fmt: skip
+        return 130
+
+
+def command_line(args) -> str:
+    """The command that regenerates a run: ``mfid`` and the arguments it was given."""
+    import shlex
+
+    return "mfid " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
 
 
 if __name__ == "__main__":  # pragma: no cover

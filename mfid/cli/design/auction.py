@@ -12,7 +12,6 @@ Example::
 
 from __future__ import annotations
 
-import shlex
 import sys
 
 __all__ = ["register_design", "run_design_auction"]
@@ -34,7 +33,8 @@ def register_design(sub) -> None:
         "--steps", type=int, default=100, help="objective evaluations per method (AMID steps)"
     )
     p.add_argument("--seeds", type=int, default=1, help="seeds per method (default %(default)s)")
-    p.add_argument("--out", default=None, help="output directory (default results/<setting>)")
+    p.add_argument("--out", default=None,
+                   help="output directory, replaced atomically (default mfid-out/<setting>)")  # fmt: skip
     p.add_argument("--iters", type=int, default=400, help="OMD steps T of the design surrogate")
     p.add_argument(
         "--val-iters", type=int, default=10000,
@@ -57,6 +57,8 @@ def register_design(sub) -> None:
         help="learning rate of the zeroth-order methods (default --lr)",
     )
     p.add_argument("--width", type=int, default=256, help="width of the neural mechanism")
+    p.add_argument("--num-values", type=int, default=100, help="value levels K (default 100)")
+    p.add_argument("--num-bids", type=int, default=100, help="bid levels M (default 100)")
     p.add_argument("--draws", type=int, default=4, help="A3: number of (mu0, alpha_max) draws")
     p.add_argument(
         "--warm-start",
@@ -103,9 +105,23 @@ def run_design_auction(args) -> int:
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"--method must be a comma-separated subset of {METHODS}, got {m!r}")
-    for name in ("steps", "seeds", "iters", "val_iters", "width", "draws"):
+    if not methods:
+        raise ValueError(f"--method must name at least one of {METHODS}")
+    for name in ("steps", "seeds", "iters", "val_iters", "width", "draws", "keep", "num_values",
+                 "num_bids"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
+    for name in ("tau", "eta", "lr", "zo_lr", "val_tol", "u", "sigma"):
+        v = getattr(args, name)
+        if v is not None and not (v == v and abs(v) != float("inf") and v >= 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
+    for name in ("eta", "lr", "zo_lr", "u", "sigma"):
+        v = getattr(args, name)
+        if v is not None and v <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {v}")
+    from mfid.cli.paths import check_output_dir
+
+    out = check_output_dir(args.out or f"mfid-out/{args.setting}", "--out")
     budget = sum(
         args.steps if m == "amid" else max(1, args.steps // 3) for m in methods
     )
@@ -123,6 +139,8 @@ def run_design_auction(args) -> int:
             zo_learning_rate=args.zo_lr,
             width=args.width,
             draws=args.draws,
+            num_values=args.num_values,
+            num_bids=args.num_bids,
             warm_start=args.warm_start,
             select=args.select,
             keep=args.keep,
@@ -132,15 +150,25 @@ def run_design_auction(args) -> int:
             precision=None if args.x32 else args.precision,
             callback=lambda m, k, metrics: bar.update(method=m, G_T=max(metrics["objective"])),
         )
-    out = args.out or f"results/{args.setting}"
-    command = "python -m mfid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    from mfid.cli import command_line
+
+    command = command_line(args)
     s = write_report(result, out, command)
     for m in methods:
-        share = s["share_of_bound"].get(m)
+        v = s["methods"][m]
+        share = v["share_of_bound"]
         extra = f", {100 * share:.1f}% of bound" if share is not None else ""
+        std = "" if v["revenue_std"] is None else f" ± {v['revenue_std']:.4f}"
+        flag = "" if v["converged"] and v["design_status"] == ["successful"] else "  [FLAGGED]"
         print(
-            f"{m}: revenue {s['revenue'][m]:.4f} ± {s['revenue_std'][m]:.4f}{extra}, "
-            f"exploitability {s['exploitability'][m]:.2e}, {s['seconds_per_step'][m]:.3f} s/step"
+            f"{m}: revenue {v['revenue_mean']:.4f}{std} per capita{extra}, exploitability "
+            f"{v['exploitability_max']:.1e}, {v['seconds_per_step']:.3f} s/step{flag}"
         )
-    print(f"first price: {s['first_price']:.4f}; report: {out}/report.md")
+    fp = s["first_price"]
+    print(f"first price: {fp['revenue']:.4f} (exploitability {fp['exploitability']:.1e}); "
+          f"report: {out}/report.md")  # fmt: skip
+    if s["status"] != "successful":
+        print("mfid: warning: not every equilibrium reached --val-tol or a run stopped early; "
+              "the report flags it", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
