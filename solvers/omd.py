@@ -58,6 +58,7 @@ MASS_TOL = 1e-6
 ``mass_not_conserved``."""
 
 _SATURATION = 1e3
+_RESOLVABLE = 64  # a tolerance must exceed this many machine epsilons of the game's dtype
 
 
 @struct.dataclass
@@ -295,6 +296,12 @@ def solve_omd(
     game.validate(theta)
     zeta0 = initial_logits(game, zeta0)
     dtype = zeta0.dtype
+    if tol is not None and float(tol) < _RESOLVABLE * float(jnp.finfo(dtype).eps):
+        raise ValueError(
+            f"tol={tol:g} is below what {jnp.dtype(dtype).name} can resolve (exploitability is "
+            f"computed to about {_RESOLVABLE * float(jnp.finfo(dtype).eps):.1e}): compute in "
+            "float64 or raise tol"
+        )
     tau_ = jnp.asarray(tau, dtype)
     eta_ = jnp.asarray(eta, dtype)
     if tol is None:

@@ -202,3 +202,22 @@ def test_beach_bar_reward_terms():
     expected = -abs(s - 5) / 10 - 1 / 10 - 2.0 * np.log(0.1) - 3.0 / (1 + np.exp(-(s - 5.0)))
     assert R[s, a] == pytest.approx(expected, rel=1e-12)
     assert jax.jit(lambda t: game.dynamics(0, L, t).reward)(theta)[s, a] == pytest.approx(expected)
+
+
+def test_a_tolerance_the_dtype_cannot_resolve_is_refused():
+    from mfid.tree import cast_floating
+
+    game = cast_floating(BeachBar.create(6, 3), jnp.float32)
+    with pytest.raises(ValueError, match="float32 can resolve"):
+        solve_omd(game, None, tau=0.1, eta=0.3, iters=50, tol=1e-10)
+    res = solve_omd(game, None, tau=0.1, eta=0.3, iters=2000, tol=1e-5)
+    assert res.converged and abs(float(res.exploitability)) <= 1e-5
+    # the float32 status holds in float64: the same policy's exploitability is within tolerance
+    assert abs(float(exploitability(BeachBar.create(6, 3), jnp.asarray(res.policy, jnp.float64),
+                                    None, 0.1))) <= 1e-5  # fmt: skip
+
+
+def test_tol_inf_or_nan_is_refused():
+    for tol in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="tol"):
+            solve_omd(BeachBar.create(6, 3), None, tau=0.1, eta=0.3, iters=5, tol=tol)
