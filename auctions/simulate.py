@@ -4,7 +4,7 @@
 (agent 0 may play its own policy, a deviator). Round ``h``, with ``I_h`` items left
 (``I_0 = floor(alpha_max N)``, the mechanism sees ``r_h = I_h / N``)::
 
-    a_i ~ pi_h(. | s_i)                                  (inactive agents' bids are not counted)
+    a_i ~ pi_h(. | s_i)                                  (inactive agents bid 0, not counted)
     nu^N_h(b) = #{i active : a_i = b} / N                (empirical active bid distribution)
     alpha_h, p_h = mechanism(h, nu^N_h, r_h, theta)      (alpha_h clipped to [0, r_h])
     need_h = min(floor(alpha_h N), I_h)                  items offered
@@ -33,11 +33,18 @@ one uniform ``u`` gives the column ``j = floor(u M)`` and the fraction ``f = u M
 ``j`` if ``f < prob[s, j]`` else ``alias[s, j]`` (two gathers per agent). Rounds are one
 ``lax.scan``, agents are vectorised and replicates are a ``lax.map`` over vmapped batches of about
 ``batch_elems`` agents. Any mechanism with the API ``mechanism(h, nu, r, theta) -> (alpha, pay)``
-works, the neural one included.
+works, the neural one included. A :class:`~auctions.mixture.MarketMixture` (setting A3) is
+simulated market by market (:func:`market_policies`, :func:`auction_sampler`).
 
 Example::
 
+    import jax
+    from auctions import first_price_game, make
     from auctions.simulate import simulate_auction
+    from solvers import solve_omd
+    game = first_price_game(make("A1", num_values=10, num_bids=10, key=jax.random.key(0)).game)
+    theta = {}
+    res = solve_omd(game, theta, tau=1e-2, eta=1.0, iters=100)
     out = simulate_auction(game, res.policy, theta, n=10_000, reps=100, key=jax.random.key(0))
     out.revenue.mean()            # ~ auctions.objectives.revenue(game, theta, res.flow)
 """
@@ -53,7 +60,9 @@ from flax import struct
 from jax import lax
 
 from auctions.game import BatchedAuction, value_grid
+from auctions.mixture import MarketMixture
 from auctions.objectives import revenue as mean_field_revenue
+from mfid.checks import check_theta
 from mfid.finite import (
     DEFAULT_BATCH_ELEMS,
     check_count,
@@ -61,7 +70,7 @@ from mfid.finite import (
     inverse_cdf,
     replicate_batch,
 )
-from mfid.checks import check_theta
+from mfid.flow import population_flow
 
 __all__ = [
     "AuctionSample",
@@ -70,6 +79,7 @@ __all__ = [
     "simulate_auction",
     "auction_deviation_gain",
     "auction_sampler",
+    "market_policies",
 ]
 
 _EPS_ITEMS = 1e-7
@@ -335,28 +345,63 @@ def auction_deviation_gain(
     return dev.agent0_utility - conform.agent0_utility, conform
 
 
-def auction_sampler(game: BatchedAuction, policy, theta, *, deviator=None):
+def market_policies(game, policy):
+    """``[(market game, its policy block (H, K + 1, M))]``: one entry for a
+    :class:`~auctions.game.BatchedAuction`, ``D`` for a :class:`~auctions.mixture.MarketMixture`
+    (market ``d`` owns the states ``d (K + 1) .. (d + 1)(K + 1) - 1``)."""
+    if isinstance(game, BatchedAuction):
+        return [(game, policy)]
+    if isinstance(game, MarketMixture):
+        S = game.market_states
+        return [(game.market(d), policy[:, d * S : (d + 1) * S]) for d in range(game.num_markets)]
+    raise ValueError(f"game must be a BatchedAuction or a MarketMixture, got {type(game).__name__}")
+
+
+@jax.jit
+def _mean_field_values(game, policy, deviator, theta):
+    """``(g_rev, V(Lambda(pi), pi), V(Lambda(pi), deviator))`` at ``tau = 0`` in one program."""
+    from mfid.approximation import policy_value_against
+
+    L = population_flow(game, policy, theta)
+    return (
+        mean_field_revenue(game, theta, L),
+        policy_value_against(game, policy, policy, theta),
+        policy_value_against(game, deviator, policy, theta),
+    )
+
+
+def auction_sampler(game, policy, theta, *, deviator=None):
     """Sampler for :func:`mfid.approximation.gap_study`: per-capita revenue ``G_N`` and the
     paired deviation gains. Returns ``(sampler, g_rev, eps_MF)`` with ``g_rev`` the mean-field
     revenue of ``Lambda(pi)`` and ``eps_MF = V(Lambda(pi), deviator) - V(Lambda(pi), pi)`` at
-    ``tau = 0`` (the unregularised exploitability for the default deviator)."""
-    from mfid.approximation import policy_value_against
-    from mfid.flow import population_flow
+    ``tau = 0`` (the unregularised exploitability for the default deviator).
+
+    ``game`` is a :class:`~auctions.game.BatchedAuction` (value dynamics included: drift and
+    re-entry move the sampled values by the value kernel) or a
+    :class:`~auctions.mixture.MarketMixture`: then every replicate runs each of the ``D`` markets
+    as its own ``n``-bidder auction (independent keys) and ``G_N`` and the gain are the means
+    over the markets, as the mixture's mean-field objective is (each market with weight
+    ``1/D``; equivalently a market drawn uniformly at random, stratified)."""
     from mfid.values import best_response
 
     shape = (game.horizon, game.num_states, game.num_actions)
     policy = check_policy(policy, shape, "policy")
     zero = jnp.zeros((), policy.dtype)
     if deviator is None:
-        deviator = best_response(game, policy, theta, zero)
+        deviator = jax.jit(best_response)(game, policy, theta, zero)
     deviator = check_policy(deviator, shape, "deviator")
-    L = population_flow(game, policy, theta)
-    g = float(mean_field_revenue(game, theta, L))
-    v_pi = float(policy_value_against(game, policy, policy, theta))
-    eps = float(policy_value_against(game, deviator, policy, theta)) - v_pi
+    g, v_pi, v_dev = _mean_field_values(game, policy, deviator, theta)
+    g, eps = float(g), float(v_dev) - float(v_pi)
+
+    markets = list(zip(market_policies(game, policy), market_policies(game, deviator), strict=True))
 
     def sampler(n, reps, key):
-        d, sample = auction_deviation_gain(game, policy, theta, n, reps, key, deviator=deviator)
-        return sample.revenue, d
+        revs, gains = [], []
+        for d, ((mkt, pol), (_, dev)) in enumerate(markets):
+            k = key if len(markets) == 1 else jax.random.fold_in(key, d)
+            gain, sample = auction_deviation_gain(mkt, pol, theta, n, reps, k, deviator=dev)
+            revs.append(sample.revenue)
+            gains.append(gain)
+        return sum(revs) / len(revs), sum(gains) / len(gains)
 
     return sampler, g, eps

@@ -224,3 +224,34 @@ def test_errors():
     with pytest.raises(ValueError, match="reward"):
         game.validate({"alloc": jnp.zeros(H), "pay": jnp.full((H, M), jnp.nan)})
     assert value_grid(4)[-1] == 0.75
+
+
+def test_inactive_state_bids_zero_and_collects_no_entropy():
+    """⊥ has one allowed action (bid 0): its equilibrium policy is [1, 0, ..., 0] and, with
+    single-minded bidders (⊥ absorbing, reward 0), V_h(⊥) = 0. Without the mask its uniform
+    policy collects tau log M per remaining round, V_h(⊥) = (H - h) tau log M, the bonus that
+    made winning early more attractive."""
+    from mfid.values import evaluate_policy, exploitability
+
+    tau = 0.05
+    masked = make_game(FirstPrice(M, H))
+    mask = np.asarray(masked.action_mask)
+    assert (
+        mask.shape == (K + 1, M)
+        and mask[:K].all()
+        and mask[K].tolist() == [True] + [False] * (M - 1)
+    )
+    for game in (masked, masked.replace(mask_inactive=False)):
+        res = solve_omd(game, {}, tau=tau, eta=1.0, iters=300)
+        _, dyn = _rollout(game, res.policy, {})
+        _, V = evaluate_policy(dyn, res.policy, tau)
+        pi_bot, V_bot = np.asarray(res.policy)[:, K], np.asarray(V)[:, K]
+        if game.mask_inactive:
+            np.testing.assert_array_equal(pi_bot, np.eye(M)[np.zeros(H, int)])
+            np.testing.assert_array_equal(V_bot, 0.0)
+        else:
+            assert game.action_mask is None
+            np.testing.assert_allclose(pi_bot, 1.0 / M, rtol=1e-13)
+            np.testing.assert_allclose(V_bot, (H - np.arange(H)) * tau * np.log(M), rtol=1e-12)
+        e = float(exploitability(game, res.policy, {}, tau))
+        assert -1e-12 <= e <= 1e-6, e
