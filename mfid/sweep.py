@@ -46,7 +46,8 @@ Backends: ``local`` runs the configurations one after another in this process; `
 each configuration as one Ray task (``cpus``/``gpus`` per task) on the cluster at ``address``
 (``"auto"``: an existing one) or on a local one started with ``num_cpus``, and records results
 as they finish. Both run the same function (:func:`run_configuration`), so they give the same
-numbers. Nothing here assumes a CPU: a task with ``gpus > 0`` runs where Ray gives it a GPU.
+numbers. Nothing here assumes a CPU: a task with ``gpus > 0`` runs where Ray gives it a GPU (a
+fraction of one: JAX's memory preallocation is switched off for the task, so tasks share it).
 
 Example::
 
@@ -307,7 +308,10 @@ def _ray(todo: list[dict], *, address=None, num_cpus=None, cpus=1.0, gpus=0.0):
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
         started = True
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(run_configuration)
+    options = {"num_cpus": cpus, "num_gpus": gpus}
+    if 0 < gpus < 1:  # several tasks share a GPU: JAX must not preallocate most of its memory
+        options["runtime_env"] = {"env_vars": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}}
+    task = ray.remote(**options)(run_configuration)
     pending = {task.remote(config): config for config in todo}
     try:
         while pending:
