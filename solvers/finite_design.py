@@ -47,10 +47,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import json
 import os
 import time
-import zipfile
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -61,7 +59,7 @@ import numpy as np
 from flax import nnx, struct
 from jax import lax
 
-from mfid.checks import check_count, check_positive
+from mfid.checks import check_count
 from mfid.games.escape_room import (
     LEVER,
     Episodes,
@@ -70,6 +68,7 @@ from mfid.games.escape_room import (
     sample_episodes,
 )
 from mfid.tree import all_finite
+from solvers.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from solvers.pg_agents import AgentConfig, agent_logits, init_agents, pg_step
 
 __all__ = [
@@ -81,11 +80,14 @@ __all__ = [
     "TrainResult",
     "TrainState",
     "batch_metrics",
+    "deviation_gains",
     "evaluate",
     "incentivised_pg_step",
     "init_mlp",
     "init_state",
+    "seed_state",
     "train",
+    "train_chunk",
 ]
 
 CHECKPOINT_NAME = "finite_design.npz"
@@ -110,7 +112,8 @@ class Designer(abc.ABC):
         """Default iteration of a designer that does not learn: one policy-gradient step of the
         agents on the last batch (sampled with their current parameters), then a new batch with
         the updated agents."""
-        theta = incentivised_pg_step(game, agents, state.agents, state.episodes)
+        theta = incentivised_pg_step(game, agents, state.agents, state.episodes,
+                                     step=state.iteration)  # fmt: skip
         episodes = sample_episodes(
             game, agent_logits, theta, key, agents.batch, self.pay, state.designer
         )
@@ -155,10 +158,12 @@ class MLP(nnx.Module):
 
     def __init__(self, din, hidden, dout, rngs, out_bias=0.0, out_scale=1.0):
         dims = (din, *hidden)
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(dims[:-1], dims[1:])])
-        self.out = nnx.Linear(dims[-1], dout, rngs=rngs)
-        self.out.kernel.value = self.out.kernel.value * out_scale
-        self.out.bias.value = jnp.full((dout,), out_bias, self.out.bias.value.dtype)
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(dims[:-1], dims[1:], strict=True)]
+        )
+        kernel = nnx.initializers.variance_scaling(out_scale**2, "fan_in", "truncated_normal")
+        self.out = nnx.Linear(dims[-1], dout, rngs=rngs, kernel_init=kernel,
+                              bias_init=nnx.initializers.constant(out_bias))  # fmt: skip
 
     def __call__(self, x):
         for layer in self.layers:
@@ -184,12 +189,13 @@ def mlp_graphdef(din: int, hidden: tuple, dout: int):
 
 
 # -- the iteration pieces ---------------------------------------------------------------------
-def incentivised_pg_step(game, agents: AgentConfig, theta, episodes: Episodes, paid=None):
-    """The agents' policy-gradient step on their returns of extrinsic reward plus ``paid``
-    (``(B, T, n)``; default: the incentives recorded in ``episodes``)."""
+def incentivised_pg_step(game, agents: AgentConfig, theta, episodes: Episodes, paid=None,
+                         step=0):  # fmt: skip
+    """The agents' policy-gradient step (update number ``step``) on their returns of extrinsic
+    reward plus ``paid`` (``(B, T, n)``; default: the incentives recorded in ``episodes``)."""
     paid = episodes.incentive if paid is None else paid
     returns = discounted_returns(episodes.rewards + paid, episodes.alive, agents.discount)
-    return pg_step(game, agents, theta, episodes, returns)
+    return pg_step(game, agents, theta, episodes, returns, step)
 
 
 def batch_metrics(episodes: Episodes, num_actions: int) -> dict:
@@ -235,7 +241,10 @@ def _iterate(game, designer, agents, state: TrainState):
 
 
 @partial(jax.jit, static_argnames=("length",))
-def _chunk(game, designer, agents, state, length: int):
+def train_chunk(game, designer, agents, state, length: int):
+    """``length`` iterations of every seed of a vmapped :class:`TrainState` (one jitted
+    ``lax.scan``); returns the new state and the metrics averaged over the chunk."""
+
     def one_seed(st):
         return lax.scan(lambda s, _: _iterate(game, designer, agents, s), st, None, length=length)
 
@@ -270,6 +279,49 @@ def evaluate(game, designer: Designer, state: TrainState) -> dict:
 @jax.jit
 def _evaluate_seeds(game, designer, state):
     return jax.vmap(lambda s: evaluate(game, designer, s))(state)
+
+
+MAX_PLANS = 4096
+
+
+def deviation_gains(game, designer: Designer, state: TrainState):
+    """Best-response gain ``(n,)`` of every agent against the greedy play of one seed.
+
+    The others play their greedy policies and the designer its greedy incentive; agent ``i``
+    may play any open-loop plan of ``A^T`` actions (everything else being deterministic, the
+    best plan is a best response). ``gain_i = max_plan R_i(plan) - R_i(greedy)`` with ``R_i`` its
+    incentivised return. All gains 0: the greedy play is a Nash equilibrium of the incentivised
+    game. ``ValueError`` when ``A^T`` exceeds ``MAX_PLANS``."""
+    A, T = game.num_actions, game.horizon
+    if A**T > MAX_PLANS:
+        raise ValueError(f"{A}^{T} open-loop plans exceed MAX_PLANS = {MAX_PLANS}")
+    return _deviation_gains(game, designer, state)
+
+
+@jax.jit
+def _deviation_gains(game, designer, state):
+    n, A, T = game.num_agents, game.num_actions, game.horizon
+    grid = jnp.meshgrid(*[jnp.arange(A, dtype=jnp.int32)] * T, indexing="ij")
+    plans = jnp.stack(grid, -1).reshape(-1, T)
+    key = jax.random.wrap_key_data(state.key)
+
+    def ret(forced):
+        ep = sample_episodes(game, agent_logits, state.agents, key, 1, designer.pay,
+                             state.designer, greedy=True, forced=forced)  # fmt: skip
+        return (ep.rewards + ep.incentive)[0].sum(0)  # (n,)
+
+    base = ret(jnp.full((T, n), -1, jnp.int32))
+
+    def best(i):
+        forced = jnp.full((plans.shape[0], T, n), -1, jnp.int32).at[:, :, i].set(plans)
+        return jnp.max(jax.lax.map(ret, forced)[:, i])
+
+    return jax.vmap(best)(jnp.arange(n)) - base
+
+
+def seed_state(state: TrainState, k: int) -> TrainState:
+    """Seed ``k`` of a vmapped :class:`TrainState`."""
+    return jax.tree_util.tree_map(lambda x: x[k], state)
 
 
 # -- results, checkpoints and the loop --------------------------------------------------------
@@ -312,68 +364,17 @@ class TrainResult:
 
 
 def _describe(obj) -> dict:
+    """JSON-able description of a dataclass configuration (the static network structure
+    ``graphdef`` is implied by the other fields and left out)."""
     out = {"type": type(obj).__name__}
     for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        out[f.name] = list(v) if isinstance(v, tuple) else v
+        if f.name != "graphdef":
+            v = getattr(obj, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
     return out
 
 
-def _fingerprint(game, designer, agents, iterations, eval_every, key_data, state) -> str:
-    shapes = [
-        [list(np.shape(x)), str(np.asarray(x).dtype)] for x in jax.tree_util.tree_leaves(state)
-    ]
-    return json.dumps(
-        {
-            "game": _describe(game),
-            "designer": _describe(designer),
-            "agents": _describe(agents),
-            "iterations": iterations,
-            "eval_every": eval_every,
-            "key": np.asarray(key_data).tolist(),
-            "state": shapes,
-        },
-        sort_keys=True,
-        default=str,
-    )
-
-
 _TRACE = ("eval_objective", "eval_welfare", "eval_paid", "sample_objective")
-
-
-def _save(path: str, state, chunk: int, trace: dict, fingerprint: str) -> None:
-    arrays = {f"s{i}": np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(state))}
-    arrays.update({f"t_{k}": np.asarray(trace[k]) for k in _TRACE})
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        np.savez(fh, chunk=np.asarray(chunk), fingerprint=np.asarray(fingerprint), **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _load(path: str, state, fingerprint: str):
-    try:
-        with np.load(path) as data:
-            stored = str(data["fingerprint"])
-            if stored != fingerprint:
-                raise ValueError(
-                    f"checkpoint {path} holds a run with another configuration; "
-                    "use a new checkpoint directory or the same settings"
-                )
-            leaves, treedef = jax.tree_util.tree_flatten(state)
-            new = [jnp.asarray(data[f"s{i}"], dtype=x.dtype) for i, x in enumerate(leaves)]
-            if any(a.shape != b.shape for a, b in zip(new, leaves, strict=True)):
-                raise KeyError("shape")
-            trace = {k: list(data[f"t_{k}"]) for k in _TRACE}
-            chunk = int(data["chunk"])
-    except ValueError as err:
-        if "another configuration" in str(err):
-            raise
-        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({err})") from None
-    except (OSError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({err})") from None
-    return jax.tree_util.tree_unflatten(treedef, new), chunk, trace
 
 
 def _key_data(key):
@@ -430,9 +431,18 @@ def train(
     if checkpoint_dir is not None:
         os.makedirs(checkpoint_dir, exist_ok=True)
         path = os.path.join(os.fspath(checkpoint_dir), CHECKPOINT_NAME)
-        fp = _fingerprint(game, designer, agents, iterations, eval_every, key_data, state)
+        config = {
+            "game": _describe(game),
+            "designer": _describe(designer),
+            "agents": _describe(agents),
+            "iterations": iterations,
+            "eval_every": eval_every,
+            "seeds": seeds,
+        }
+        fp = fingerprint(config, key_data, state)
         if os.path.exists(path):
-            state, done_chunks, trace = _load(path, state, fp)
+            state, done_chunks, stored = load_checkpoint(path, state, fp)
+            trace = {k: [np.asarray(v) for v in stored.get(k, [])] for k in _TRACE}
     resumed_from = int(sum(sizes[:done_chunks]))
 
     def record_eval(ev):
@@ -446,14 +456,15 @@ def train(
         record_eval(ev)
     status = "ok"
     for c in range(done_chunks, len(sizes)):
-        state, metrics = _chunk(game, designer, agents, state, sizes[c])
+        state, metrics = train_chunk(game, designer, agents, state, sizes[c])
         ev = _evaluate_seeds(game, designer, state)
         record_eval(ev)
         trace["sample_objective"].append(np.asarray(metrics["objective"]))
         finite = bool(np.all(ev["finite"])) and bool(np.all(np.isfinite(ev["objective"])))
         step = int(sum(sizes[: c + 1]))
         if path is not None:
-            _save(path, state, c + 1, trace, fp)
+            save_checkpoint(path, state, step=c + 1, fingerprint=fp,
+                            trace={k: np.asarray(v) for k, v in trace.items()})  # fmt: skip
         if callback is not None:
             obj = np.asarray(ev["objective"])
             callback(
@@ -483,7 +494,8 @@ def train(
         eval_objective=np.stack(trace["eval_objective"]),
         eval_welfare=np.stack(trace["eval_welfare"]),
         eval_paid=np.stack(trace["eval_paid"]),
-        sample_objective=np.stack(trace["sample_objective"]) if trace["sample_objective"]
+        sample_objective=np.stack(trace["sample_objective"])
+        if trace["sample_objective"]
         else np.zeros((0, seeds)),
         final_objective=np.asarray(ev["objective"]),
         final_actions=np.asarray(ev["actions"]),
@@ -494,4 +506,3 @@ def train(
         resumed_from=resumed_from,
         state=state if keep_state else None,
     )
-

@@ -62,7 +62,7 @@ from mfid.games.escape_room import Episodes, discounted_returns, sample_episodes
 from solvers.finite_design import Designer, batch_metrics, incentivised_pg_step, init_mlp
 from solvers.pg_agents import AgentConfig, advantages, agent_logits, policy_log_probs
 
-__all__ = ["MetaGrad", "MetaGradState", "designer_surrogate", "inner_step"]
+__all__ = ["MetaGrad", "MetaGradState", "designer_surrogate", "inner_step", "meta_gradient"]
 
 
 class MetaGradState(NamedTuple):
@@ -151,17 +151,10 @@ class MetaGrad(Designer):
     def iterate(self, game, agents: AgentConfig, state, key):
         tau, dstate = state.episodes, state.designer
         feats = _features(game, tau)
-        theta_hat, pullback = jax.vjp(
-            lambda p: inner_step(self, game, agents, state.agents, tau, feats, p), dstate.params
-        )
-        tau_hat = sample_episodes(
-            game, agent_logits, theta_hat, key, agents.batch, self.pay, dstate
-        )
-        g_theta = jax.grad(designer_surrogate, argnums=3)(self, game, agents, theta_hat, tau_hat)
-        (g_eta,) = pullback(g_theta)
-        g_cost = jax.grad(lambda p: jnp.sum(self.paid(p, tau, feats)) / agents.batch)(
-            dstate.params
-        )
+        theta_hat, meta_grad = meta_gradient(self, game, agents, state.agents, tau, dstate, key,
+                                             step=state.iteration)  # fmt: skip
+        tau_hat, g_eta = meta_grad
+        g_cost = jax.grad(lambda p: jnp.sum(self.paid(p, tau, feats)) / agents.batch)(dstate.params)
         opt, cost_opt = self._optimisers()
         if self.cost_weight is None:  # two optimisers, as published
             neg = jax.tree_util.tree_map(jnp.negative, g_eta)
@@ -174,18 +167,38 @@ class MetaGrad(Designer):
             params, cost_state = optax.apply_updates(dstate.params, upd), dstate.cost_opt
         new = MetaGradState(params, opt_state, cost_state)
         metrics = batch_metrics(tau_hat, game.num_actions)
-        return jax.lax.stop_gradient(theta_hat), new, tau_hat, metrics
+        return theta_hat, new, tau_hat, metrics
+
+
+def meta_gradient(designer: MetaGrad, game, agents: AgentConfig, theta, tau, dstate, key,
+                  step=0):  # fmt: skip
+    """Steps (1)-(3) of the module docstring: ``(theta_hat, (tau_hat, grad_eta S))`` where
+    ``S(eta) = designer_surrogate(theta_hat(eta), tau_hat)`` with the validation trajectory
+    ``tau_hat`` (sampled from ``theta_hat`` with ``key``) held fixed."""
+    feats = _features(game, tau)
+    theta_hat, pullback = jax.vjp(
+        lambda p: inner_step(designer, game, agents, theta, tau, feats, p, step), dstate.params
+    )
+    theta_hat = jax.lax.stop_gradient(theta_hat)
+    tau_hat = sample_episodes(
+        game, agent_logits, theta_hat, key, agents.batch, designer.pay, dstate
+    )
+    g_theta = jax.grad(designer_surrogate, argnums=3)(designer, game, agents, theta_hat, tau_hat)
+    (g_eta,) = pullback(g_theta)
+    return theta_hat, (tau_hat, g_eta)
 
 
 def _features(game, episodes: Episodes):
     return jax.vmap(jax.vmap(game.features))(episodes.state, episodes.actions)
 
 
-def inner_step(designer: MetaGrad, game, agents: AgentConfig, theta, tau, features, params):
-    """``theta_hat(eta)``: every agent's policy-gradient step on ``tau`` with the incentives of
-    ``params`` (step (1) of the module docstring); differentiable in ``params``."""
+def inner_step(designer: MetaGrad, game, agents: AgentConfig, theta, tau, features, params,
+               step=0):  # fmt: skip
+    """``theta_hat(eta)``: every agent's policy-gradient step (update number ``step``) on ``tau``
+    with the incentives of ``params`` (step (1) of the module docstring); differentiable in
+    ``params``."""
     paid = designer.paid(params, tau, features)
-    return incentivised_pg_step(game, agents, theta, tau, paid)
+    return incentivised_pg_step(game, agents, theta, tau, paid, step)
 
 
 def designer_surrogate(designer: MetaGrad, game, agents: AgentConfig, theta_hat, tau_hat):

@@ -13,7 +13,10 @@ baseline ``b^i_t = mean_B G^i_t`` (over the episodes still alive at ``t``)::
                                                 + beta H(pi_i(. | o_bti)) ]
     theta_i     <- theta_i + alpha grad_{theta_i} J_i               (optax.sgd, learning rate alpha)
 
-The update is a pure, differentiable function of the returns, so a designer may differentiate the
+The entropy coefficient may decay linearly from ``entropy`` to ``entropy_final`` over the first
+``entropy_decay`` updates (``beta_k = entropy_final + (entropy - entropy_final) max(0, 1 -
+k / entropy_decay)``; ``entropy_decay = 0``: constant): exploration while the agents coordinate,
+then nearly deterministic play. The update is a pure, differentiable function of the returns, so a designer may differentiate the
 updated parameters with respect to whatever shaped the returns (:mod:`solvers.metagrad`).
 Evaluation episodes are greedy (``argmax`` of the logits).
 
@@ -51,9 +54,10 @@ __all__ = [
 
 @struct.dataclass
 class AgentConfig:
-    """Settings of the learners (all static): ``learning_rate`` alpha, ``entropy`` beta,
-    ``discount`` gamma, ``batch`` B episodes per update, ``init_scale`` (std of the initial
-    weights; biases start at 0) and ``baseline`` (subtract the batch-mean return)."""
+    """Settings of the learners (all static): ``learning_rate`` alpha, ``entropy`` beta (and its
+    schedule ``entropy_final``, ``entropy_decay``), ``discount`` gamma, ``batch`` B episodes per
+    update, ``init_scale`` (std of the initial weights; biases start at 0) and ``baseline``
+    (subtract the batch-mean return)."""
 
     learning_rate: float = struct.field(pytree_node=False, default=1.0)
     entropy: float = struct.field(pytree_node=False, default=0.01)
@@ -61,10 +65,22 @@ class AgentConfig:
     batch: int = struct.field(pytree_node=False, default=16)
     init_scale: float = struct.field(pytree_node=False, default=0.1)
     baseline: bool = struct.field(pytree_node=False, default=True)
+    entropy_final: float | None = struct.field(pytree_node=False, default=None)
+    entropy_decay: int = struct.field(pytree_node=False, default=0)
+
+    def entropy_at(self, step):
+        """The entropy coefficient of update ``step`` (may be traced)."""
+        if self.entropy_decay <= 0 or self.entropy_final is None:
+            return self.entropy
+        frac = jnp.clip(1.0 - step / self.entropy_decay, 0.0, 1.0)
+        return self.entropy_final + (self.entropy - self.entropy_final) * frac
 
     def __post_init__(self):
         check_positive(self.learning_rate, "learning_rate")
         check_positive(self.entropy, "entropy", allow_zero=True)
+        if self.entropy_final is not None:
+            check_positive(self.entropy_final, "entropy_final", allow_zero=True)
+        check_count(self.entropy_decay, "entropy_decay", minimum=0)
         check_probability(self.discount, "discount")
         check_count(self.batch, "batch", minimum=2 if self.baseline else 1)
         check_positive(self.init_scale, "init_scale", allow_zero=True)
@@ -104,11 +120,12 @@ def advantages(returns, alive, baseline: bool = True):
     if not baseline:
         return returns * mask
     count = jnp.maximum(mask.sum(0), 1.0)
-    return (returns - (returns * mask).sum(0) / count) * mask
+    return (returns - ((returns * mask).sum(0) / count)[None]) * mask
 
 
-def pg_objective(game, cfg: AgentConfig, theta, episodes, returns):
-    """``sum_i J_i(theta_i)`` (the module docstring); its gradient in ``theta_i`` is agent i's.
+def pg_objective(game, cfg: AgentConfig, theta, episodes, returns, step=0):
+    """``sum_i J_i(theta_i)`` (the module docstring) at update ``step`` (the entropy schedule);
+    its gradient in ``theta_i`` is agent i's.
 
     The advantages do not depend on ``theta``, so the gradient in ``theta`` is linear in
     ``returns`` and stays differentiable in whatever the returns depend on."""
@@ -116,13 +133,13 @@ def pg_objective(game, cfg: AgentConfig, theta, episodes, returns):
     adv = advantages(returns, episodes.alive, cfg.baseline)
     mask = episodes.alive[..., None].astype(logp.dtype)
     batch = episodes.actions.shape[0]
-    return jnp.sum(logp * adv + cfg.entropy * entropy * mask) / batch
+    return jnp.sum(logp * adv + cfg.entropy_at(step) * entropy * mask) / batch
 
 
-def pg_step(game, cfg: AgentConfig, theta, episodes, returns):
-    """One policy-gradient ascent step of every agent (``optax.sgd``), differentiable in
-    ``returns (B, T, n)`` (agent i's incentivised reward-to-go)."""
-    grads = jax.grad(pg_objective, argnums=2)(game, cfg, theta, episodes, returns)
+def pg_step(game, cfg: AgentConfig, theta, episodes, returns, step=0):
+    """One policy-gradient ascent step of every agent (``optax.sgd``) at update ``step``,
+    differentiable in ``returns (B, T, n)`` (agent i's incentivised reward-to-go)."""
+    grads = jax.grad(pg_objective, argnums=2)(game, cfg, theta, episodes, returns, step)
     opt = optax.sgd(cfg.learning_rate)
     updates, _ = opt.update(jax.tree_util.tree_map(jnp.negative, grads), opt.init(theta))
     return optax.apply_updates(theta, updates)

@@ -195,18 +195,20 @@ def _no_incentive(params, features, actions, key, greedy):
     return jnp.zeros(actions.shape, jnp.result_type(float)), ()
 
 
-def _episode(game, policy_fn, policy_params, incentive_fn, incentive_params, greedy, key):
+def _episode(game, policy_fn, policy_params, incentive_fn, incentive_params, greedy, forced, key):
     key, k0 = jax.random.split(key)
     state0 = game.reset(k0)
 
-    def body(carry, key_t):
+    def body(carry, xs):
         state, alive = carry
+        key_t, forced_t = xs
         k_act, k_inc, k_env = jax.random.split(key_t, 3)
         logits = policy_fn(policy_params, game.observe(state))
         if greedy:
             actions = greedy_actions(logits)
         else:
             actions = jax.random.categorical(k_act, logits, axis=-1).astype(jnp.int32)
+        actions = jnp.where(forced_t >= 0, forced_t, actions).astype(jnp.int32)
         feats = game.features(state, actions)
         paid, d_action = incentive_fn(incentive_params, feats, actions, k_inc, greedy)
         new, r, done, welfare = game.step(state, actions, paid, k_env)
@@ -216,14 +218,15 @@ def _episode(game, policy_fn, policy_params, incentive_fn, incentive_params, gre
         return (new, alive & ~done), out
 
     keys = jax.random.split(key, game.horizon)
-    _, out = lax.scan(body, (state0, jnp.asarray(True)), keys)
+    _, out = lax.scan(body, (state0, jnp.asarray(True)), (keys, forced))
     return Episodes(*out)
 
 
 @partial(jax.jit, static_argnames=("policy_fn", "incentive_fn", "num_episodes", "greedy"))
 def _sample(game, policy_fn, policy_params, key, num_episodes, incentive_fn, incentive_params,
-            greedy):  # fmt: skip
-    run = partial(_episode, game, policy_fn, policy_params, incentive_fn, incentive_params, greedy)
+            greedy, forced):  # fmt: skip
+    run = partial(_episode, game, policy_fn, policy_params, incentive_fn, incentive_params, greedy,
+                  forced)  # fmt: skip
     return jax.vmap(run)(jax.random.split(key, num_episodes))
 
 
@@ -236,6 +239,7 @@ def sample_episodes(
     incentive_fn: Callable | None = None,
     incentive_params=None,
     greedy: bool = False,
+    forced=None,
 ) -> Episodes:
     """``num_episodes`` episodes of a finite-agent game (jitted; episodes vmapped, steps scanned).
 
@@ -245,6 +249,8 @@ def sample_episodes(
     agent for the joint action it sees (``None``: nothing). Both functions must be hashable
     (module-level functions or ``functools.partial`` of them); their parameters are pytrees.
     One key per episode is split from ``key``; the same key gives the same episodes.
+    ``forced (T, n)`` (integers, ``-1`` = the agent's own choice) overrides actions: a deviating
+    agent's open-loop plan, for instance.
 
     Inside another jitted function (a training iteration) this call is traced inline.
     """
@@ -253,8 +259,10 @@ def sample_episodes(
         raise ValueError("key must be a jax.random key, not an int seed")
     if incentive_fn is None:
         incentive_fn = _no_incentive
+    if forced is None:
+        forced = jnp.full((game.horizon, game.num_agents), -1, jnp.int32)
     return _sample(game, policy_fn, policy_params, key, num_episodes, incentive_fn,
-                   incentive_params, bool(greedy))  # fmt: skip
+                   incentive_params, bool(greedy), jnp.asarray(forced, jnp.int32))  # fmt: skip
 
 
 def discounted_returns(rewards, alive, discount):
