@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
@@ -47,7 +46,7 @@ from flax import struct
 from auctions.kernels import AuctionKernel, ValueKernel
 from auctions.utilities import Utility
 from auctions.win import win_probability
-from mfid.checks import check_distribution, is_concrete
+from mfid.checks import check_distribution
 from mfid.game import Dynamics, MeanFieldGame
 
 __all__ = ["AuctionRound", "BatchedAuction", "inactive_mask", "value_grid"]
@@ -169,33 +168,6 @@ class BatchedAuction(MeanFieldGame):
         r_next = jnp.maximum(remaining - sold, 0.0)  # no negative rounding residue
         return reward, AuctionKernel(pw, self.value_kernel), r_next, info
 
-    def validate(self, theta=None) -> None:
-        """Probe every round at ``L = mu0 x uniform`` (one cached compiled probe, so calling it
-        before every design step costs no recompilation) and raise ``ValueError`` on non-finite
-        rewards, kernel rows not summing to one or negative transition mass."""
-        if not is_concrete(self, theta):
-            return
-        reward, rows, mass = _probe(self, theta)
-        if not np.all(np.isfinite(np.asarray(reward))):
-            raise ValueError(
-                "reward must be finite for every round, state and action (check theta)"
-            )
-        if not np.allclose(np.asarray(rows), 1.0, atol=1e-6):
-            raise ValueError("transition: every kernel row P(.|s,a) must sum to 1")
-        if np.any(np.asarray(mass) < -1e-9):
-            raise ValueError("transition probabilities must be >= 0")
-
     def dynamics(self, h, L, theta, aggregate=()) -> Dynamics:
         reward, kernel, r_next, info = self.round(h, L, theta, aggregate)
         return Dynamics(reward, kernel, r_next, info)
-
-
-@jax.jit
-def _probe(game: BatchedAuction, theta):
-    S, A = game.num_states, game.num_actions
-    L = game.mu0[:, None] * jnp.full((S, A), 1.0 / A, game.mu0.dtype)
-    r0 = game.initial_aggregate(theta)
-    dyn = jax.vmap(lambda h: game.dynamics(h, L, theta, r0))(jnp.arange(game.horizon))
-    rows = jax.vmap(lambda k: k.pull(jnp.ones(S, L.dtype)))(dyn.kernel)
-    mass = jax.vmap(lambda k: k.push(L))(dyn.kernel)
-    return dyn.reward, rows, mass

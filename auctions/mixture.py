@@ -127,7 +127,3 @@ class MarketMixture(MeanFieldGame):
     def dynamics(self, h, L, theta, aggregate=()) -> Dynamics:
         reward, kernel, r_next, info = self.round(h, L, theta, aggregate)
         return Dynamics(reward, kernel, r_next, info)
-
-    def validate(self, theta=None) -> None:
-        for d in range(self.num_markets):
-            self.market(d).validate(theta)

@@ -98,45 +98,73 @@ class MeanFieldGame(abc.ABC):
         return ()
 
     def validate(self, theta=None) -> None:
-        """Probe every round at ``L = mu0 x uniform`` and raise ``ValueError`` on a bad kernel
-        (rows not summing to one, negative probabilities) or non-finite rewards."""
+        """Probe every round at three population distributions (``mu0 x uniform`` and two fixed
+        mixtures of ``mu0`` with spread-out distributions) and raise ``ValueError`` on
+        non-finite rewards, a kernel row that does not sum to one or negative transition mass.
+        One probe serves every game and kernel (dense or structured); it is compiled once per
+        game structure, so calling it before every solve costs no recompilation."""
         if not is_concrete(self, theta):
             return
         S, A = self.num_states, self.num_actions
         if self.action_mask is not None:
             check_action_mask(self.action_mask, S, A)
-        dyn, rows, mass = _probe(self, theta)
-        reward = np.asarray(dyn.reward)
-        if reward.shape != (self.horizon, S, A):
-            raise ValueError(f"reward must have shape (S, A) = {(S, A)}, got {reward.shape[1:]}")
+        reward, rows, mass, dense = _probe(self, theta)
+        reward = np.asarray(reward)
+        if reward.shape[2:] != (S, A):
+            raise ValueError(f"reward must have shape (S, A) = {(S, A)}, got {reward.shape[2:]}")
         if not np.all(np.isfinite(reward)):
-            raise ValueError("reward must be finite for every round, state and action")
-        if isinstance(dyn.kernel, DenseKernel):
-            P = np.asarray(dyn.kernel.P)
-            if P.shape[1:] != (S, A, S):
+            raise ValueError("reward must be finite for every round, state and action (check theta)")
+        if dense is not None:
+            P = np.asarray(dense)
+            if P.shape[-3:] != (S, A, S):
                 raise ValueError(
-                    f"transition must have shape (S, A, S) = {(S, A, S)}, got {P.shape[1:]}"
+                    f"transition must have shape (S, A, S) = {(S, A, S)}, got {P.shape[-3:]}"
                 )
             check_kernel(P, "transition")
+        rows = np.asarray(rows)
+        if not np.all(np.isfinite(rows)) or not np.allclose(rows, 1.0, atol=1e-6, rtol=0.0):
+            worst = float(np.nanmax(np.abs(rows - 1.0)))
+            raise ValueError(
+                f"transition: every kernel row P(.|s,a) must sum to 1 (worst error {worst:.3g})"
+            )
+        if np.any(np.asarray(mass) < -1e-9):
+            raise ValueError("transition probabilities must be >= 0")
+
+
+def _probe_points(game: MeanFieldGame):
+    """Three state-action distributions: ``mu0 x uniform`` and two fixed mixtures of ``mu0``
+    with a spread-out state distribution and non-uniform action rows (deterministic)."""
+    S, A = game.num_states, game.num_actions
+    dtype = game.mu0.dtype
+    allowed = jnp.ones((S, A), dtype) if game.action_mask is None else game.action_mask.astype(dtype)
+    out = []
+    for k in range(3):
+        if k == 0:
+            mu, w = game.mu0, allowed
         else:
-            if not np.allclose(np.asarray(rows), 1.0, atol=1e-6):
-                raise ValueError("transition: every kernel row P(.|s,a) must sum to 1")
-            if np.any(np.asarray(mass) < -1e-9):
-                raise ValueError("transition probabilities must be >= 0")
+            i = jnp.arange(S * A, dtype=dtype).reshape(S, A)
+            w = allowed * (0.2 + jnp.mod(0.618034 * (i + 7 * k), 1.0))
+            spread = 0.2 + jnp.mod(0.381966 * (jnp.arange(S, dtype=dtype) + 3 * k), 1.0)
+            mu = 0.5 * game.mu0 + 0.5 * spread / jnp.sum(spread)
+        out.append(mu[:, None] * w / jnp.sum(w, axis=1, keepdims=True))
+    return jnp.stack(out)
 
 
 @jax.jit
 def _probe(game: MeanFieldGame, theta):
-    """Every round's dynamics at ``L = mu0 x uniform``, kernel row sums and pushed mass."""
-    S, A = game.num_states, game.num_actions
-    L = game.mu0[:, None] * jnp.full((S, A), 1.0 / A, dtype=game.mu0.dtype)
+    """Rewards, kernel row sums ``P 1`` and pushed mass of every round at every probe point
+    (and the dense kernel for dense games)."""
+    S = game.num_states
     agg = game.initial_aggregate(theta)
-    dyn = jax.vmap(lambda h: game.dynamics(h, L, theta, agg))(jnp.arange(game.horizon))
-    if isinstance(dyn.kernel, DenseKernel):
-        return dyn, None, None
-    rows = jax.vmap(lambda k: k.pull(jnp.ones(S, L.dtype)))(dyn.kernel)
-    mass = jax.vmap(lambda k: k.push(L))(dyn.kernel)
-    return dyn, rows, mass
+    Ls = _probe_points(game)
+
+    def one(L, h):
+        dyn = game.dynamics(h, L, theta, agg)
+        return dyn.reward, dyn.kernel.pull(jnp.ones(S, L.dtype)), dyn.kernel.push(L), dyn.kernel
+
+    hs = jnp.arange(game.horizon)
+    reward, rows, mass, kernel = jax.vmap(lambda L: jax.vmap(lambda h: one(L, h))(hs))(Ls)
+    return reward, rows, mass, kernel.P if isinstance(kernel, DenseKernel) else None
 
 
 def check_action_mask(mask, num_states: int, num_actions: int, name: str = "action_mask"):
