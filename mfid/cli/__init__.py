@@ -18,6 +18,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import time
 
 __all__ = ["main", "build_parser", "command_line"]
 
@@ -105,9 +106,10 @@ def main(argv=None) -> int:
 
     jax.config.update("jax_enable_x64", not args.x32)
     try:
+        start = time.time()
         rc = int(args.func(args) or 0)
         out = config.report_dir(args) if getattr(args, "run_config", False) else None
-        if rc == 0 and out is not None and out.is_dir():
+        if config.written_since(out, start):  # also a flagged report (exit code 1)
             config.write_config(out, args)  # after the report: its writer replaces the directory
         return rc
     except ValueError as err:

@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["apply_config", "chosen_parsers", "config_path", "load_config", "report_dir",
-           "resolved_config", "to_toml", "write_config"]  # fmt: skip
+           "resolved_config", "to_toml", "write_config", "written_since"]  # fmt: skip
 
 # Namespace entries that are not flags of a run (the command's plumbing or its display).
-_NOT_CONFIG = {"func", "single_core", "run_config", "config", "command", "target", "no_progress"}
+_NOT_CONFIG = {"func", "single_core", "run_config", "config", "command", "target", "no_progress",
+               "argv"}  # fmt: skip
 
 
 def config_path(argv: list[str]) -> str | None:
@@ -252,12 +253,23 @@ def write_config(out, args: argparse.Namespace, command: str | None = None) -> P
 
 def report_dir(args: argparse.Namespace) -> Path | None:
     """The report directory of a finished design run: ``--out``, else the documented default of
-    a command whose ``--out`` defaults to nothing (``mfid design auction``: ``results/<setting>``)."""
+    a command whose ``--out`` defaults to nothing (``mfid design auction``:
+    ``mfid-out/<setting>``). A command that assigns the directory it chose to ``args.out``
+    needs no entry here."""
     out = getattr(args, "out", None)
     if (
         out is None
         and getattr(args, "target", None) == "auction"
         and getattr(args, "setting", None)
     ):
-        out = Path("results") / args.setting
+        out = Path("mfid-out") / args.setting
     return None if out is None else Path(out)
+
+
+def written_since(out: Path | None, start: float) -> bool:
+    """Whether ``out`` is a directory that was (re)written at or after ``start`` (a time from
+    :func:`time.time`): the run wrote its report there, even when it exits flagged."""
+    try:
+        return out is not None and out.is_dir() and out.stat().st_mtime >= start - 1.0
+    except OSError:
+        return False
