@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 OUT = 3
+_AGENT_STEPS = 2_000_000  # agent-steps held in memory at once by the finite-room sampler
 
 
 def hand_incentive(eps: float):
@@ -181,7 +182,8 @@ def sample_finite_room(game: EscapeRoom, policy, theta, key, reps: int, deviator
     """``reps`` episodes of ``game`` with every agent drawing ``a ~ policy[h, x]`` (a policy
     ``(H, 4, 3)`` of the mean-field game, row ``x`` = the agent's position) and the incentive
     ``theta[open, a]`` paid per agent; agent 0 may play ``deviator`` (same shape) in a second,
-    coupled run (the same uniforms). Jitted; replicates vmapped, rounds scanned."""
+    coupled run (the same uniforms). Jitted; rounds scanned, replicates ``lax.map``ped in vmapped
+    batches of about two million agent-steps (``n`` up to ``10^5`` in bounded memory)."""
     reps = check_count(reps, "reps")
     policy = jnp.asarray(policy)
     deviator = policy if deviator is None else jnp.asarray(deviator)
@@ -220,5 +222,6 @@ def _sample_room(game, policy, deviator, theta, key, reps):
         _, _, _, ret_dev = run(deviator)
         return obj, wel, opened, ret_dev - ret0
 
-    out = jax.vmap(episode)(jax.random.split(key, reps))
+    batch = max(1, min(reps, _AGENT_STEPS // (n * game.horizon)))  # bounded memory in n
+    out = lax.map(episode, jax.random.split(key, reps), batch_size=batch)
     return FiniteRoomSample(*out)

@@ -246,3 +246,63 @@ def test_largest_welfare_by_brute_force():
         for plans in itertools.product(itertools.product(range(3), repeat=2), repeat=5)
     )
     assert best == 28.0
+
+
+# -- the mean-field room ----------------------------------------------------------------------
+
+
+def test_mean_field_room_rewards_kernel_and_door_against_a_hand_computation():
+    from scipy.stats import norm as normal
+
+    from mfid.games.escape_room_mf import OUT, EscapeRoomMeanField, hand_incentive
+
+    mf = EscapeRoomMeanField.create(rho=0.4, kappa=0.05)
+    L = jnp.zeros((4, 3)).at[1].set(jnp.array([0.3, 0.2, 0.3])).at[OUT, 0].set(0.2)
+    theta = hand_incentive(0.1)
+    p = normal.cdf((0.3 / 0.8 - 0.4) / 0.05)  # lever fraction among the agents still inside
+    assert float(mf.door_probability(L)) == pytest.approx(p, rel=1e-12)
+    dyn = mf.pmfg.dynamics(0, L, theta)
+    R, P = np.asarray(dyn.reward), np.asarray(dyn.kernel.P)
+    assert R[1, 0] == pytest.approx(-1 + 1.1 * p)  # lever: move cost, paid when it opens
+    assert R[1, 1] == pytest.approx(0.0)  # stay at the start
+    assert R[1, 2] == pytest.approx(10 * p - (1 - p))  # door: +10 if open, else a failed move
+    assert R[2, 2] == pytest.approx(10 * p)  # already at the door: staying is free
+    assert np.all(R[OUT] == 0)
+    np.testing.assert_allclose(P.sum(-1), 1.0)
+    assert P[1, 2, 2] == pytest.approx(1 - p) and P[1, 2, OUT] == pytest.approx(p)
+    assert P[OUT, 0, OUT] == 1.0
+
+
+def test_finite_room_sampler_follows_the_game_rules_and_the_binomial_door():
+    from mfid.games.escape_room_mf import hand_incentive, pivotal_probability, sample_finite_room
+
+    game = EscapeRoom.create(n=5, m=2)
+    theta = hand_incentive(0.1)
+    stay = np.zeros((5, 4, 3))
+    stay[:, [0, 1, 2], [0, 1, 2]] = 1.0  # stay where you are (at the lever: keep pulling)
+    # everyone walks to the door and nobody pulls: one failed move each; staying put saves it
+    walk = np.zeros((5, 4, 3))
+    walk[:, :, 2] = 1.0
+    smp = sample_finite_room(game, walk, theta, jax.random.key(1), 8, deviator=stay)
+    np.testing.assert_allclose(np.asarray(smp.objective), -1.0)  # -5 / 5 per capita
+    np.testing.assert_allclose(np.asarray(smp.deviation_gain), 1.0)
+    # uniform first step, then everyone stays: only step 0 can open the door
+    policy = stay.copy()
+    policy[0] = 1 / 3
+    reps = 4000
+    smp = sample_finite_room(game, policy, theta, jax.random.key(2), reps)
+    p_open = 1 - binom.cdf(1, 5, 1 / 3)
+    opened = np.asarray(smp.opened)
+    assert abs(opened.mean() - p_open) < 4 * np.sqrt(p_open * (1 - p_open) / reps)
+    exact = 0.0  # enumerate the first joint action; afterwards everyone repeats it (stays)
+    for act in itertools.product(range(3), repeat=5):
+        pos, total = (1,) * 5, 0.0
+        for _ in range(5):
+            pos, r, door, done = ref_step(pos, act, 2)
+            total += sum(r) - (1.1 * act.count(0) if door else 0.0)
+            if done:
+                break
+        exact += total / 5 / 3**5
+    obj = np.asarray(smp.objective)
+    assert abs(obj.mean() - exact) < 4 * obj.std() / np.sqrt(reps)
+    assert pivotal_probability(5, 2, 1 / 3) == pytest.approx(binom.pmf(1, 4, 1 / 3))

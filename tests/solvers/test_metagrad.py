@@ -62,7 +62,7 @@ def test_inner_step_depends_on_designer_parameters_as_central_differences_say():
             jax.vmap(jax.vmap(agent_logits, (None, 0)), (None, 0))(theta_hat, obs)
         )
 
-    _, jvp = jax.jvp(updated_policy, (params,), (v,))
+    _, jvp = jax.jit(lambda p, v: jax.jvp(updated_policy, (p,), (v,)))(params, v)
     h = 1e-5
     fd = (updated_policy(_shift(params, v, h)) - updated_policy(_shift(params, v, -h))) / (2 * h)
     assert float(jnp.max(jnp.abs(jvp))) > 1e-4  # the incentive really moves the policies
@@ -104,11 +104,12 @@ def test_inner_step_is_each_agents_own_reinforce_step():
 def test_meta_gradient_matches_central_differences_of_the_designer_surrogate():
     designer, state = _setup(2)
     key = jax.random.key(3)
-    theta_hat, (tau_hat, g_eta) = meta_gradient(designer, GAME, AGENTS, state.agents,
-                                                state.episodes, state.designer, key)  # fmt: skip
+    run = jax.jit(lambda th, ep, ds, k: meta_gradient(designer, GAME, AGENTS, th, ep, ds, k))
+    theta_hat, (tau_hat, g_eta) = run(state.agents, state.episodes, state.designer, key)
     tau = state.episodes
     feats = jax.vmap(jax.vmap(GAME.features))(tau.state, tau.actions)
 
+    @jax.jit
     def surrogate(p):
         th = inner_step(designer, GAME, AGENTS, state.agents, tau, feats, p)
         return designer_surrogate(designer, GAME, AGENTS, th, tau_hat)
@@ -125,22 +126,46 @@ def test_meta_gradient_matches_central_differences_of_the_designer_surrogate():
 
 
 def test_hand_coded_incentive_drives_pg_agents_to_the_optimum_minus_m_eps():
-    """ER(3,1) and ER(5,2): every seed's greedy play converges to one puller per unit of m who is
-    paid 1 + eps and n - m exits, designer objective 10(n-m) - 2m - m eps, a Nash equilibrium
-    of the incentivised game."""
+    """ER(3,1) from uniform policies: every seed's greedy play converges to one puller paid
+    1 + eps and two exits, designer objective 10(n-m) - 2m - m eps = 17.5, a Nash equilibrium of
+    the incentivised game."""
     eps = 0.5
-    agents = AgentConfig(learning_rate=0.3, entropy=0.01, discount=0.7, batch=16)
-    for n, m in ((3, 1), (5, 2)):
-        game = EscapeRoom.create(n=n, m=m)
-        hand = HandIncentive(threshold=m, bonus=1.0 + eps)
-        res = train(game, hand, agents, iterations=600, key=jax.random.key(0), seeds=4,
-                    eval_every=300, keep_state=True)  # fmt: skip
-        np.testing.assert_allclose(res.final_objective, game.optimum - m * eps, atol=1e-9)
-        lever = (res.final_actions[:, 0] == 0).sum(1)
-        np.testing.assert_array_equal(lever, [m] * 4)
-        for k in range(4):
-            gains = np.asarray(deviation_gains(game, hand, seed_state(res.state, k)))
+    game = EscapeRoom.create(n=3, m=1)
+    hand = HandIncentive(threshold=1, bonus=1.0 + eps)
+    agents = AgentConfig(learning_rate=0.1, entropy=0.01, discount=0.7, batch=16)
+    res = train(game, hand, agents, iterations=600, key=jax.random.key(0), seeds=4,
+                eval_every=300, keep_state=True)  # fmt: skip
+    np.testing.assert_allclose(res.final_objective, game.optimum - eps, atol=1e-9)
+    np.testing.assert_array_equal((res.final_actions[:, 0] == 0).sum(1), [1] * 4)
+    for k in range(4):
+        assert np.all(np.asarray(deviation_gains(game, hand, seed_state(res.state, k))) <= 1e-9)
+
+
+def test_hand_coded_incentive_holds_er_5_2_at_the_optimum_minus_m_eps_and_none_does_not():
+    """ER(5,2) from policies where agents 0 and 1 lean to the lever: under the hand-coded
+    incentive the learners settle on 26 - 2 eps = 25 (two paid pullers, three exits); without it
+    the same learners abandon the lever and the door stays shut."""
+    eps = 0.5
+    game = EscapeRoom.create(n=5, m=2)
+    agents = AgentConfig(learning_rate=0.03, entropy=0.01, discount=0.7, batch=16)
+    lean = jnp.zeros((5, 3)).at[0, 0].set(2.0).at[1, 0].set(2.0)
+    finals = {}
+    for name, designer in (("hand", HandIncentive(threshold=2, bonus=1.0 + eps)),
+                           ("none", NoIncentive())):  # fmt: skip
+        state = jax.vmap(lambda k, d=designer: init_state(game, d, agents, k))(
+            jax.random.split(jax.random.key(0), 4)
+        )
+        state = state._replace(agents={"w": state.agents["w"], "b": state.agents["b"] + lean[None]})
+        for _ in range(3):
+            state, _ = train_chunk(game, designer, agents, state, 100)
+        ev = jax.vmap(lambda s, d=designer: evaluate(game, d, s))(state)
+        finals[name] = np.asarray(ev["objective"])
+        if name == "hand":
+            np.testing.assert_array_equal(np.asarray(ev["actions"])[:, 0], [[0, 0, 2, 2, 2]] * 4)
+            gains = np.asarray(deviation_gains(game, designer, seed_state(state, 0)))
             assert np.all(gains <= 1e-9)
+    np.testing.assert_allclose(finals["hand"], game.optimum - 2 * eps, atol=1e-9)
+    assert np.all(finals["none"] <= -4.0)
 
 
 def test_no_incentive_pays_nothing_and_hand_pays_only_open_door_pullers():

@@ -119,14 +119,14 @@ def register_design(sub) -> None:
     g.add_argument("--reach", type=float, default=0.9,
                    help="fraction of the optimum that counts as reached")  # fmt: skip
     g = p.add_argument_group("mean-field study")
-    g.add_argument("--tau", type=float, default=0.1, help="entropy temperature of the MF-NE")
+    g.add_argument("--tau", type=float, default=1.0, help="entropy temperature of the MF-NE")
     g.add_argument("--omd-eta", type=float, default=0.2, help="OMD step size")
     g.add_argument("--omd-iters", type=int, default=20000, help="OMD step budget")
     g.add_argument("--tol", type=float, default=1e-9, help="exploitability tolerance")
     g.add_argument("--kappa", type=float, default=0.02, help="width of the smooth door")
     g.add_argument("--eps", type=float, default=0.1, help="eps of the hand-coded 1 + eps")
     g.add_argument("--mf-ns", default="5,10,20,50,100,1000,10000", help="finite rooms n")
-    g.add_argument("--mf-reps", type=int, default=2000, help="replicates per n")
+    g.add_argument("--mf-reps", type=int, default=1000, help="replicates per n")
     p.set_defaults(single_core=True, func=run_design_escape_room)
 
 
@@ -137,8 +137,10 @@ def _command(args) -> str:
     register_design(parser.add_subparsers())
     defaults = vars(parser.parse_args(["escape-room"]))
     parts = ["mfid design escape-room"]
+    if args.study == "train":
+        parts.append(f"--n {args.n} --m {args.m}")
     for name, value in vars(args).items():
-        skip = ("func", "no_progress", "out", "single_core", "checkpoint_dir")
+        skip = ("func", "no_progress", "out", "single_core", "checkpoint_dir", "n", "m")
         if name in defaults and name not in skip and value != defaults[name]:
             flag = f"--{name.replace('_', '-')}"
             parts.append(flag if value is True else f"{flag} {value}")
