@@ -534,6 +534,14 @@ def _fmt(x, spec=".4f") -> str:
     return "—" if not math.isfinite(x) else format(x, spec)
 
 
+def _flag(row: Mapping) -> str:
+    """`` (not converged: …)`` for a row whose equilibria did not all reach the tolerance."""
+    bad = [x for x in row.get("status", []) if x != "successful"]
+    if not bad:
+        return ""
+    return f" (not converged: {', '.join(bad)}; max {_fmt(row.get('exploitability_max'), '.1e')})"
+
+
 def _swept_text(swept: Mapping) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in swept.items()) or "—"  # fmt: skip
@@ -551,8 +559,9 @@ def _markdown(t: Mapping) -> str:
         f"Command: `{t['command']}`",
         "",
         "Revenue at each configuration's reported equilibrium (mean ± std over its seeds), the",
-        "exploitability there (mean over seeds), and the wall time of the configuration (all its",
-        "seeds, compilation included). Each configuration's report: `runs/<key>/report.md`.",
+        "exploitability there (mean over seeds; flagged where a seed's equilibrium did not reach",
+        "the tolerance), and the wall time of the configuration (all its seeds, compilation",
+        "included). Each configuration's report: `runs/<key>/report.md`.",
         "",
         "| setting | method | hyperparameters | seeds | revenue | share of bound | exploitability"
         " | seconds | key |",
@@ -564,7 +573,7 @@ def _markdown(t: Mapping) -> str:
             f"| {r['setting']} | {r['label']} | {_swept_text(r['swept'])} | {r['seeds']} | "
             f"{_fmt(r['revenue'])} ± {_fmt(r['revenue_std'])} | "
             f"{'—' if share is None else _fmt(100 * share, '.1f') + '%'} | "
-            f"{_fmt(r['exploitability'], '.1e')} | {r['seconds']:.1f} | `{r['key']}` |"
+            f"{_fmt(r['exploitability'], '.1e')}{_flag(r)} | {r['seconds']:.1f} | `{r['key']}` |"
         )
     tun = [x for x in t["tuning"]]
     if tun:
