@@ -161,6 +161,7 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray starts its processes
 def test_ray_backend_matches_local(ray_cluster, local, tmp_path):
     rows = []
     table = run_sweep(SPEC, tmp_path, backend="ray", on_result=lambda r, s: rows.append(r))
