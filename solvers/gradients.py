@@ -95,6 +95,7 @@ def omd_logits(game: MeanFieldGame, theta, zeta0=None, *, tau, eta, iters: int,
                adjoint: AbstractAdjoint = Checkpointed()):  # fmt: skip
     """``zeta_T``: ``iters`` OMD steps from ``zeta0`` (default zeros), shape ``(H, S, A)``;
     ``jax.grad`` through it is the ``adjoint``'s. Call it inside ``jax.jit``."""
+    adjoint = as_adjoint(adjoint)
     return adjoint.steps(omd_step, initial_logits(game, zeta0), (game, theta, tau, eta), iters)
 
 
@@ -102,7 +103,7 @@ def objective_at(game: MeanFieldGame, objective: Callable, theta, zeta):
     """``g(game, theta, L, info)`` at the policy ``softmax zeta``, and ``(pi, logpi, L, dyn)``
     (the rollout that built ``L`` and ``info = dyn.info``, for diagnostics without a second
     rollout)."""
-    pi, logpi = policy_from_logits(zeta)
+    pi, logpi = policy_from_logits(zeta, game.action_mask)
     L, dyn = rollout(game, pi, theta)
     value = objective(game, theta, L, dyn.info)
     if jnp.ndim(value) != 0:

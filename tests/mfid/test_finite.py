@@ -40,7 +40,7 @@ def _coupled_game():
 
     def transition(h, L, theta):
         w = 0.5 * L  # crowded (s, a) pairs push agents towards state 0
-        P = (1 - w)[..., None] * base + w[..., None] * jnp.eye(S)[0]
+        P = (1 - w)[..., None] * base + w[..., None] * jnp.eye(S)[0][None, None, :]
         return P
 
     def reward(h, L, theta):
