@@ -7,3 +7,17 @@ jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py
+
+
+import gc  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Free every module's compiled XLA programs when it ends: one process compiles thousands
+    of programs over the suite, and their code mappings would otherwise accumulate."""
+    yield
+    jax.clear_caches()
+    gc.collect()
