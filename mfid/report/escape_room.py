@@ -122,7 +122,7 @@ def _train_markdown(report: dict, figures) -> str:
         "(agents `argmax`, designer at its mode) after training.",
         "",
         "| method | mean | std | per seed | equilibrium seeds | final paid (lever, stay, door) "
-        "| seconds |",
+        "| seconds (this run) |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in report["methods"].items():
@@ -134,8 +134,9 @@ def _train_markdown(report: dict, figures) -> str:
     lines += [
         "",
         "*Equilibrium seeds*: seeds whose final greedy play is a Nash equilibrium of the "
-        "incentivised game (no agent gains by any open-loop deviation against the others' greedy "
-        "policies and the designer's incentive). A designer objective above the optimum "
+        "incentivised game up to 0.01 (no agent gains more than 0.01 by any open-loop deviation "
+        "against the others' greedy policies and the designer's incentive; the gains per seed are "
+        "`deviation_gain` in report.json). A designer objective above the optimum "
         f"{report['optimum']:g} is only possible out of equilibrium: the lever pullers are paid "
         "less than the 1 their move costs and keep pulling because policy-gradient learners with "
         "near-deterministic policies unlearn slowly.",
@@ -145,7 +146,9 @@ def _train_markdown(report: dict, figures) -> str:
         f"    {report['command']}",
         "",
         f"Machine: {report['machine']['device']}, {report['machine']['cpu_count']} CPU cores "
-        f"({report['machine']['cores_used']} used); total {report['seconds']:.0f} s.",
+        f"({report['machine']['cores_used']} used); total {report['seconds']:.0f} s. A run resumed "
+        "from checkpoints reports the seconds of the resumed part only (`resumed_from` in "
+        "report.json).",
         "",
     ]
     lines += [f"![{f}]({f})" for f in figures]

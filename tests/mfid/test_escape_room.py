@@ -120,7 +120,7 @@ def test_observation_puts_own_position_first_then_the_others_in_index_order():
     assert feats.shape == (24,) and feats.sum() == 8
 
 
-@pytest.mark.parametrize(("n", "m"), [(5, 2), (10, 5), (100, 40)])
+@pytest.mark.parametrize(("n", "m"), [(5, 2), (100, 40)])
 def test_uniform_policy_first_step_rewards_match_the_binomial_door_probability(n, m):
     """Exact mean of an agent's first-step reward under the uniform policy:
     E r = 10 P(a=2, open) - P(a != 1) + P(a=2, open), open ~ #lever among the others."""
@@ -139,8 +139,8 @@ def test_uniform_policy_first_step_rewards_match_the_binomial_door_probability(n
 
 def test_sampler_is_reproducible_masks_finished_episodes_and_does_not_recompile():
     game = EscapeRoom.create(n=5, m=2)
-    a = sample_episodes(game, uniform_policy, None, jax.random.key(3), 64)
-    b = sample_episodes(game, uniform_policy, None, jax.random.key(3), 64)
+    a = sample_episodes(game, uniform_policy, None, jax.random.key(3), 4000)  # compiled above
+    b = sample_episodes(game, uniform_policy, None, jax.random.key(3), 4000)
     np.testing.assert_array_equal(np.asarray(a.actions), np.asarray(b.actions))
     alive = np.asarray(a.alive)
     assert np.all(alive[:, 0]) and np.all(alive[:, 1:] <= alive[:, :-1])
@@ -150,7 +150,7 @@ def test_sampler_is_reproducible_masks_finished_episodes_and_does_not_recompile(
     from mfid.games.escape_room import _sample
 
     before = _sample._cache_size()
-    sample_episodes(game, uniform_policy, None, jax.random.key(4), 64)
+    sample_episodes(game, uniform_policy, None, jax.random.key(4), 4000)
     assert _sample._cache_size() == before
 
 

@@ -56,6 +56,7 @@ __all__ = [
 
 METHODS = ("metagrad", "dual-rl-d", "dual-rl-c", "none", "hand")
 LEVEL_SETS = ("small", "medium", "large")
+EQUILIBRIUM_TOL = 1e-2  # a best-response gain below a hundredth of the move cost counts as none
 
 
 def register_design(sub) -> None:
@@ -307,7 +308,7 @@ def _summary(game, designer, res) -> dict:
         "iterations": res.iterations,
         "resumed_from": res.resumed_from,
         "deviation_gain": gains.max(1).tolist(),
-        "equilibrium_seeds": int(np.sum(gains.max(1) <= 1e-9)),
+        "equilibrium_seeds": int(np.sum(gains.max(1) <= EQUILIBRIUM_TOL)),
         "paid_final": res.eval_paid[-1].mean(0).tolist(),
         "behaviour": behaviour,
         "curve": {
