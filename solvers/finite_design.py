@@ -139,7 +139,7 @@ class HandIncentive(Designer):
     least ``threshold`` agents pull it in that step, nothing otherwise."""
 
     threshold: int = struct.field(pytree_node=False, default=2)
-    bonus: float = struct.field(pytree_node=False, default=1.1)
+    bonus: float = 1.1  # a pytree leaf: runs with other bonuses reuse the compiled loop
     name = "hand"
 
     def init(self, game, agents, key):

@@ -79,10 +79,10 @@ class MetaGrad(Designer):
 
     graphdef: Any = struct.field(pytree_node=False, default=None)
     hidden: tuple = struct.field(pytree_node=False, default=(64, 32))
-    learning_rate: float = struct.field(pytree_node=False, default=1e-3)
-    cost_learning_rate: float = struct.field(pytree_node=False, default=1e-4)
+    learning_rate: float = struct.field(pytree_node=False, default=3e-3)
+    cost_learning_rate: float = struct.field(pytree_node=False, default=3e-4)
     discount: float = struct.field(pytree_node=False, default=0.99)
-    init_bias: float = struct.field(pytree_node=False, default=0.0)
+    init_bias: float = struct.field(pytree_node=False, default=-2.0)
     max_incentive: float = struct.field(pytree_node=False, default=2.0)
     cost_in_return: bool = struct.field(pytree_node=False, default=True)
     cost_weight: float | None = struct.field(pytree_node=False, default=None)
@@ -95,10 +95,10 @@ class MetaGrad(Designer):
         game,
         *,
         hidden: tuple = (64, 32),
-        learning_rate: float = 1e-3,
-        cost_learning_rate: float = 1e-4,
+        learning_rate: float = 3e-3,
+        cost_learning_rate: float = 3e-4,
         discount: float = 0.99,
-        init_bias: float = 0.0,
+        init_bias: float = -2.0,
         max_incentive: float = 2.0,
         cost_in_return: bool = True,
         cost_weight: float | None = None,

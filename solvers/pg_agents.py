@@ -59,8 +59,8 @@ class AgentConfig:
     update, ``init_scale`` (std of the initial weights; biases start at 0) and ``baseline``
     (subtract the batch-mean return)."""
 
-    learning_rate: float = struct.field(pytree_node=False, default=1.0)
-    entropy: float = struct.field(pytree_node=False, default=0.01)
+    learning_rate: float = struct.field(pytree_node=False, default=0.03)
+    entropy: float = struct.field(pytree_node=False, default=0.1)
     discount: float = struct.field(pytree_node=False, default=0.99)
     batch: int = struct.field(pytree_node=False, default=16)
     init_scale: float = struct.field(pytree_node=False, default=0.1)
