@@ -186,7 +186,7 @@ class GTBMetaGrad:
         """``theta_hat(eta)``: one policy-gradient step of every agent (step (1))."""
         reward, _ = self.returns(eta, records)
         togo = jnp.cumsum(reward[:, ::-1], axis=1)[:, ::-1]
-        adv = (togo - togo.mean(0)) / lax.stop_gradient(togo.std(0) + 1e-6)
+        adv = (togo - togo.mean(0, keepdims=True)) / lax.stop_gradient(togo.std(0, keepdims=True) + 1e-6)
 
         def objective(w):
             logp, ent = self.log_probs(w, records)

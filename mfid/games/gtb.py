@@ -483,6 +483,7 @@ def _plan_table():
 def plan_feasible(plan, held, period: int = 10):
     """Whether plan index ``plan`` is feasible from ``held`` resources: ``2n - m + m' >= 0`` and
     ``3n - m + m' <= period`` (broadcasting)."""
+    plan, held = jnp.broadcast_arrays(plan, held)
     tab = jnp.asarray(_plan_table())
     n, m_end = tab[plan, 0], tab[plan, 1]
     gathers = 2 * n - held + m_end
@@ -492,6 +493,7 @@ def plan_feasible(plan, held, period: int = 10):
 def plan_labour(plan, held, period: int = 10):
     """Labour of plan ``plan`` from ``held`` resources: ``2 (2n - m + m') + 10 n`` when
     feasible, 0 otherwise (float)."""
+    plan, held = jnp.broadcast_arrays(plan, held)
     tab = jnp.asarray(_plan_table())
     n, m_end = tab[plan, 0], tab[plan, 1]
     lab = GATHER_LABOUR * (2 * n - held + m_end) + BUILD_LABOUR * n
