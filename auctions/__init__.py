@@ -31,6 +31,7 @@ from auctions.settings import (
     first_price_game,
     geometric_mu0,
     make,
+    setting_description,
     with_mechanism,
 )
 from auctions.utilities import UTILITY_KINDS, Utility
@@ -69,6 +70,7 @@ __all__ = [
     "make",
     "check_setting",
     "first_price_game",
+    "setting_description",
     "with_mechanism",
     "UTILITY_KINDS",
     "Utility",

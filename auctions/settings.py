@@ -1,4 +1,5 @@
-"""Reference settings A1–A10 of the batched auction (SPEC section 4), as named presets.
+"""Reference settings A1–A10 of the batched auction (the model: ``auctions/README.md``), as
+named presets.
 
 ``make(name, **overrides) -> Setting`` returns the game, the mechanism, the default parameters
 ``theta0`` and metadata. All settings use ``K = M = 100`` (``S = K + 1`` with ``⊥`` last).
@@ -58,6 +59,7 @@ __all__ = [
     "first_price_game",
     "geometric_mu0",
     "make",
+    "setting_description",
     "with_mechanism",
 ]
 
@@ -97,6 +99,18 @@ _DESCRIPTIONS = {
     "A9": "as A1 with the revenue/efficiency mix (weight 0.5)",
     "A10": "static mechanism, regeneration w.p. 0.3 (otherwise A1)",
 }
+
+
+def setting_description(name) -> str:
+    """The one-line description of setting ``name`` (any case), as ``mfid list settings`` prints
+    it and ``make(name).metadata["description"]`` holds it; ``ValueError`` for an unknown name.
+
+    Example::
+
+        from auctions import setting_description
+        setting_description("a1")  # 'H=4, mu0 uniform, alpha_max=0.8, ...'
+    """
+    return _DESCRIPTIONS[check_setting(name)]
 
 
 def make(

@@ -9,6 +9,12 @@ commands and ``bench design``) pin the process to one CPU core unless ``--all-co
 an OMD step is a chain of small kernels, and XLA's CPU runtime spreading such a chain over
 several cores costs more in cross-core traffic than it gains (about 15-20% per AMID design step
 on a 2-core machine).
+
+Conventions every command follows (:mod:`mfid.cli.flags`): ``--help`` shows each option's
+default; whole-number flags accept scientific notation (``--steps 1e5``); ``mfid --version``
+prints the version. Building the parser imports no JAX (command modules import it in their run
+functions), so ``mfid --help`` answers at once. Long runs draw a progress bar on a terminal and
+print a progress line every 10 s to a log (:mod:`mfid.cli.progress`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ def _modules():
     """Every command module: ``mfid/cli/*.py`` and the group packages ``mfid/cli/design/``,
     ``mfid/cli/bench/`` (a module there defines ``register_<group>``)."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name in ("progress", "config"):
+        if info.name.startswith("_") or info.name in ("progress", "config", "flags", "paths"):
             continue
         mod = importlib.import_module(f"{__name__}.{info.name}")
         if info.ispkg:
@@ -39,9 +45,16 @@ def _modules():
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``mfid`` parser with every command and group target (no JAX is imported)."""
+    from mfid import __version__
+    from mfid.cli.flags import HelpFormatter, apply_conventions
+
     parser = argparse.ArgumentParser(
-        prog="mfid", description="Mean-field incentive and auction design on JAX."
+        prog="mfid",
+        description="Mean-field incentive and auction design on JAX.",
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"mfid {__version__}")
     parser.add_argument("--x32", action="store_true", help="compute in float32 (default float64)")
     parser.add_argument(
         "--all-cores",
@@ -73,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="read the run's flags from a TOML file (flags given here override it)",
         )
         p.set_defaults(run_config=True)
-    return parser
+    return apply_conventions(parser)
 
 
 def pin_to_one_core() -> int | None:

@@ -34,6 +34,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from mfid.cli.flags import count
+
 __all__ = ["apply_config", "chosen_parsers", "config_path", "load_config", "report_dir",
            "resolved_config", "to_toml", "write_config", "written_since"]  # fmt: skip
 
@@ -133,6 +135,8 @@ def _convert_one(action, where, flag, value):
     try:
         if isinstance(value, str) and callable(typ):
             value = typ(value)
+        elif typ is count:  # a whole-number flag: 60 or 1e5, not 2.5
+            value = count(value)
         elif typ is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
@@ -142,7 +146,8 @@ def _convert_one(action, where, flag, value):
         elif typ is not None and isinstance(value, (int, float)) and typ in (Path, str):
             raise ValueError
     except (TypeError, ValueError, argparse.ArgumentTypeError):
-        raise ValueError(f"{where}: {flag} expects {getattr(typ, '__name__', typ)}, got "
+        kind = "a whole number" if typ is count else getattr(typ, "__name__", typ)
+        raise ValueError(f"{where}: {flag} expects {kind}, got "
                          f"{value!r}") from None  # fmt: skip
     if action.choices is not None and value not in action.choices:
         raise ValueError(f"{where}: {flag} must be one of {sorted(action.choices)}, got {value!r}")

@@ -1,8 +1,10 @@
 """A small dependency-free progress bar writing to stderr.
 
-It draws ``desc  42% |#####     | 21/50 [00:03<00:04] key=value ...`` on one line, redrawn in
-place with ``\\r``. It is silent when stderr is not a terminal or when ``disable=True``, so logs
-and tests stay clean.
+On a terminal it draws ``desc  42% |#####     | 21/50 [00:03<00:04] key=value ...`` on one
+line, redrawn in place with ``\\r``. When stderr is not a terminal (a log file, a batch job) it
+prints that line as a heartbeat every ``heartbeat`` seconds (10 by default) from a background
+thread, also while one long step (a compilation) runs, and a last line when it closes; a run
+shorter than one heartbeat prints nothing, so tests stay clean. ``disable=True`` silences it.
 
 Example::
 
@@ -15,7 +17,9 @@ Example::
 from __future__ import annotations
 
 import sys
+import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # typing.Self is Python >= 3.11; annotations are not evaluated at runtime
@@ -46,7 +50,9 @@ class Progress:
 
     ``update(n=1, **postfix)`` advances by ``n`` and shows the ``postfix`` values; redraws are
     limited to one every ``min_interval`` seconds (the last one is always drawn on ``close``).
-    ``disable=None`` (default) means: enabled exactly when ``stream`` is a TTY.
+    ``disable=None`` (default): the bar on a TTY, otherwise a heartbeat line every ``heartbeat``
+    seconds (``heartbeat=None``: silent off a TTY); ``disable=False``: the bar on any stream;
+    ``disable=True``: silent.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class Progress:
         stream: TextIO | None = None,
         width: int = 24,
         min_interval: float = 0.1,
+        heartbeat: float | None = 10.0,
     ):
         if total is not None and (not isinstance(total, int) or total < 0):
             raise ValueError(f"total must be a non-negative integer or None, got {total!r}")
@@ -65,10 +72,15 @@ class Progress:
             raise ValueError(f"width must be >= 1, got {width!r}")
         self.total = total
         self.desc = desc
+        if heartbeat is not None and not heartbeat > 0:
+            raise ValueError(f"heartbeat must be > 0 seconds or None, got {heartbeat!r}")
         self.stream = sys.stderr if stream is None else stream
+        self.heartbeat = None
         if disable is None:
             isatty = getattr(self.stream, "isatty", None)
             disable = not (callable(isatty) and isatty())
+            if disable and heartbeat is not None:
+                self.heartbeat = float(heartbeat)
         self.disable = bool(disable)
         self.width = int(width)
         self.min_interval = float(min_interval)
@@ -78,6 +90,12 @@ class Progress:
         self._last_draw = -float("inf")
         self._last_len = 0
         self._closed = False
+        self._beats = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        if self.heartbeat is not None:
+            threading.Thread(target=_beat, args=(weakref.ref(self), self._stop, self.heartbeat),
+                             name="mfid-progress-heartbeat", daemon=True).start()  # fmt: skip
 
     def __enter__(self) -> Self:
         self._draw(force=True)
@@ -129,12 +147,44 @@ class Progress:
         self.stream.flush()
         self._last_len = len(line)
 
-    def close(self) -> None:
-        """Draw the final state and end the line."""
-        if self._closed:
-            return
-        if not self.disable:
-            self._draw(force=True)
-            self.stream.write("\n")
+    def _write_line(self) -> bool:
+        """One heartbeat: the current line, ended (no ``\\r`` in a log); ``False`` once the bar
+        is closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self.stream.write(self.render() + "\n")
             self.stream.flush()
-        self._closed = True
+            self._beats += 1
+            return True
+
+    def close(self) -> None:
+        """Draw the final state and end the line (heartbeat mode: a last line when any
+        heartbeat was printed)."""
+        self._stop.set()
+        with self._lock:
+            if self._closed:
+                return
+            if not self.disable:
+                self._draw(force=True)
+                self.stream.write("\n")
+                self.stream.flush()
+            elif self._beats:
+                self.stream.write(self.render() + "\n")
+                self.stream.flush()
+            self._closed = True
+
+
+def _beat(ref, stop: threading.Event, interval: float) -> None:
+    """Heartbeat thread: the bar's line every ``interval`` seconds until it closes or is
+    garbage-collected (it holds the bar only through the weak reference ``ref``)."""
+    while not stop.wait(interval):
+        bar = ref()
+        if bar is None or bar._closed:
+            return
+        try:
+            if not bar._write_line():
+                return
+        except (OSError, ValueError):  # the stream was closed under us
+            return
+        del bar

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -279,7 +278,7 @@ def _run_static(args, progress: bool) -> tuple[dict, bool]:
     def run(desc, total, cb, fn, warm: bool):
         """``fn(callback)``; with ``warm`` a first call compiles and the second is timed."""
         first = fn(cb if progress else None) if warm else None
-        with Progress(total, desc, disable=not progress) as bar:
+        with Progress(total, desc, disable=None if progress else True) as bar:
             cb.bar = bar
             res = fn(cb if progress else None)
             cb.bar = None
@@ -380,7 +379,7 @@ def _run_beach_bar(args, progress: bool) -> tuple[dict, bool]:
                                   callback_every=every)  # fmt: skip
 
     sg_first = sg_run().seconds
-    with Progress(args.mf_steps, "social gradient", disable=not progress) as bar:
+    with Progress(args.mf_steps, "social gradient", disable=None if progress else True) as bar:
         if cb is not None:
             cb.bar = bar
         sg = sg_run()
@@ -395,7 +394,7 @@ def _run_beach_bar(args, progress: bool) -> tuple[dict, bool]:
         )  # fmt: skip
 
     am_first = am_run().seconds
-    with Progress(args.amid_steps, "AMID", disable=not progress) as bar:
+    with Progress(args.amid_steps, "AMID", disable=None if progress else True) as bar:
         am = am_run(bar if progress else None)
     am_eval, ev_am = evaluate(game, am.theta)
 
@@ -484,7 +483,7 @@ def run_design_social(args) -> int:
     _check_args(args)
     out = Path(args.out)
     _check_writable(out)
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = not args.no_progress  # a bar on a terminal, a heartbeat line in a log
     t0 = time.perf_counter()
     if args.game == "beach-bar":
         result, failed = _run_beach_bar(args, progress)
