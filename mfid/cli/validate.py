@@ -97,10 +97,10 @@ def register(sub) -> None:
 
 
 def parse_ns(text: str) -> list[int]:
-    try:
-        return [int(x) for x in str(text).split(",") if x.strip()]
-    except ValueError as err:
-        raise ValueError(f"n must be a comma-separated list of integers, got {text!r}") from err
+    """The ``--n`` grid: comma-separated whole numbers (``1e3`` counts)."""
+    from mfid.cli.flags import counts
+
+    return counts(text, "--n")
 
 
 def build_setting(

@@ -41,6 +41,7 @@ def run_bench_design(args) -> int:
     from auctions.objectives import make_objective
     from auctions.settings import check_setting, make
     from auctions.study import LEARNING_RATE
+    from mfid.cli.flags import counts
     from mfid.cli.progress import Progress
     from mfid.report.common import stamp, write_json
     from solvers import design_seeds, warmup_cosine
@@ -54,7 +55,7 @@ def run_bench_design(args) -> int:
     for p in precisions:
         if p not in ("float32", "float64"):
             raise ValueError(f"--precisions: expected float32 or float64, got {p!r}")
-    seed_counts = [int(x) for x in str(args.seeds).split(",") if x.strip()]
+    seed_counts = counts(args.seeds, "--seeds")
     if not seed_counts or min(seed_counts) <= 0:
         raise ValueError(f"--seeds must be a comma-separated list of positive integers, got {args.seeds!r}")
     for name in ("iters", "width", "repeats"):

@@ -103,10 +103,9 @@ def register_bench(sub) -> None:
 
 
 def _int_list(text: str, name: str) -> list[int]:
-    try:
-        vals = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"{name}: expected comma-separated integers, got {text!r}") from None
+    from mfid.cli.flags import counts
+
+    vals = counts(text, name)
     if not vals or any(v <= 0 for v in vals):
         raise ValueError(f"{name}: expected positive integers, got {text!r}")
     return vals
@@ -172,8 +171,9 @@ def measure(bench: BenchGame, mode: str, T: int, repeats: int = 3) -> dict:
 
 
 def _figure(path: Path, rows: list[dict], x: str, title: str) -> None:
-    from mfid.report.common import new_figure
     import numpy as np
+
+    from mfid.report.common import new_figure
 
     fig = new_figure(figsize=(11, 4))
     axes = fig.subplots(1, 2)

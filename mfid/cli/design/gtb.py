@@ -129,6 +129,7 @@ def run_design_gtb(args) -> int:  # noqa: C901  (one linear script of the study)
 
     from mfid.approximation import summarize
     from mfid.checks import check_count, check_ns
+    from mfid.cli.flags import counts
     from mfid.cli.progress import Progress
     from mfid.games.gtb import REFERENCE_SKILLS, US_FEDERAL_BRACKETS, US_FEDERAL_RATES, MiniGTB
     from mfid.games.gtb_mf import (
@@ -148,7 +149,7 @@ def run_design_gtb(args) -> int:  # noqa: C901  (one linear script of the study)
         check_count(getattr(args, name), f"--{name.replace('_', '-')}")
     if args.reps < 2 or args.gap_reps < 2:
         raise ValueError("--reps and --gap-reps must be at least 2")
-    gap_ns = check_ns(int(v) for v in str(args.gap_n).split(",") if v.strip())
+    gap_ns = check_ns(counts(args.gap_n, "--gap-n"))
     quiet = True if args.no_progress else None
     t_start = time.perf_counter()
     objective = ProductivityEquality()
