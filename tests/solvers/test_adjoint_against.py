@@ -86,11 +86,13 @@ def test_adjoints_agree_and_match_finite_differences(name):
         assert aux.status_name == "successful", (adj, aux.status_name)
         assert abs(float(v) - float(v0)) <= 1e-12 * abs(float(v0)), adj
         assert rel(g, g0) < 1e-10, adj
-        # jax.grad through the public objective reaches the same adjoint
-        gj = jax.grad(lambda th, adj=adj: design_objective(game, objective, th, adjoint=adj, **kw))(
-            theta
-        )
-        assert rel(gj, g0) < 1e-10, adj
+        if name == "beach_bar" or isinstance(adj, Checkpointed):
+            # jax.grad through the public objective reaches the same adjoint (every adjoint on
+            # one game, AMID on all three: each is one more compiled program)
+            gj = jax.grad(
+                lambda th, adj=adj: design_objective(game, objective, th, adjoint=adj, **kw)
+            )(theta)
+            assert rel(gj, g0) < 1e-10, adj
     d = random_direction(jax.random.key(0), theta)
     fd = fd_directional(lambda th: value_and_grad(game, objective, th, **kw)[0], theta, d)
     exact = float(flat(g0) @ flat(d))
