@@ -1,5 +1,6 @@
-"""The batched-auction mean-field game (SPEC section 4): model, mechanisms, settings A1–A10,
-revenue bound and designer objectives.
+"""The batched-auction mean-field game: model, mechanisms, settings A1–A10, revenue bound and
+designer objectives. The model, its choices and what a design is judged by are described in
+``auctions/README.md``.
 
 Mechanism API (stable, used by the finite-N simulator)::
 

@@ -1,4 +1,4 @@
-"""Revenue bound of the batched auction and its entropy-regularisation slack (SPEC section 4).
+"""Revenue bound of the batched auction and its entropy-regularisation slack.
 
 For risk-neutral single-minded bidders without value dynamics (setting A1) no mechanism beats
 the best posted price in the mean-field limit (Myerson 1981; Riley and Zeckhauser 1983)::

@@ -1,4 +1,5 @@
-"""The batched-auction mean-field game (BA-MFG) as a PMFG (SPEC section 4).
+"""The batched-auction mean-field game (BA-MFG) as a PMFG (model and choices:
+``auctions/README.md``).
 
 States: ``S = K + 1`` — value levels ``v_k = k / K`` (indices ``0..K-1``) and the inactive state
 ``⊥`` (last index ``K``). Actions: ``M`` bid levels ``b_j = j / M``. ``⊥`` has a single allowed
@@ -21,7 +22,7 @@ Round ``h`` given ``L_h (S, M)``, the remaining supply ``r_h`` (the game's *aggr
 
 Remaining supply counts what was actually sold (offered but unsold items stay available), so
 ``sum_h sold_h <= alpha_max`` always; when demand exceeds the offer, ``sold_h = alpha_h`` and this
-is SPEC's ``r_h = alpha_max - sum_{h'<h} alpha_{h'}``. The transition is
+is the published ``r_h = alpha_max - sum_{h'<h} alpha_{h'}``. The transition is
 :class:`auctions.kernels.AuctionKernel` (winner -> ⊥, loser keeps its value, then the value kernel).
 Per-round quantities are exposed in ``Dynamics.info`` as an :class:`AuctionRound`;
 :func:`auctions.objectives.auction_rounds` replays them from ``(theta, L)``.

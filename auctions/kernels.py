@@ -1,4 +1,4 @@
-"""Value kernels and the structured transition kernel of the batched auction (SPEC section 4).
+"""Value kernels and the structured transition kernel of the batched auction.
 
 State layout: ``S = K + 1`` states, value levels ``v_k = k / K`` at indices ``0..K-1`` and the
 inactive state ``⊥`` at the last index ``K``. A round's transition is "winner -> ⊥, loser keeps

@@ -1,4 +1,4 @@
-"""Batched-auction mechanisms (SPEC section 4): first-price, first-price with reserve, posted
+"""Batched-auction mechanisms: first-price, first-price with reserve, posted
 price and the static parameterised mechanism. The neural mechanism is in :mod:`auctions.neural`.
 
 **Mechanism API** (stable; the game, the objectives and the finite-N simulator use only this)::

@@ -1,4 +1,4 @@
-"""Neural batched-auction mechanism (SPEC section 4), a residual MLP in flax ``nnx``.
+"""Neural batched-auction mechanism, a residual MLP in flax ``nnx``.
 
 Input ``x = (one_hot(h, H), nu_h (M,), r_h)``; the network ::
 

@@ -1,4 +1,5 @@
-"""Exact finite-N batched auction (SPEC section 4, "Finite-N batched auction (validation)").
+"""Exact finite-N batched auction (the finite-N check of the mean-field
+auction).
 
 ``N`` bidders with i.i.d. initial values ``s_i ~ mu0`` play a policy ``pi`` over the bid grid
 (agent 0 may play its own policy, a deviator). Round ``h``, with ``I_h`` items left

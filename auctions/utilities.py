@@ -1,4 +1,4 @@
-"""Bidder utilities of the batched auction (SPEC section 4).
+"""Bidder utilities of the batched auction.
 
 A winner with value ``s`` paying ``p`` in round ``h`` gets ``u_h(s, p)``; a loser gets 0::
 

@@ -1,4 +1,4 @@
-"""Mean-field win probability of a bid in a batched auction (SPEC section 4).
+"""Mean-field win probability of a bid in a batched auction.
 
 The ``alpha`` highest bids of the active bid distribution ``nu`` win; the threshold bid level is
 rationed by a fractional tie::

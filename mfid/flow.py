@@ -1,4 +1,4 @@
-"""Population flow ``Lambda(pi | theta)`` (SPEC section 1).
+"""Population flow ``Lambda(pi | theta)``.
 
     L_0(s, a)      = mu0(s) pi_0(a|s)
     L_{h+1}(s', a') = sum_{s,a} L_h(s, a) P_{h,theta}(s'|s, a, L_h) pi_{h+1}(a'|s')

@@ -1,4 +1,4 @@
-"""Parameterised mean-field games (PMFG), SPEC section 1.
+"""Parameterised mean-field games (PMFG).
 
 A PMFG is ``(S, A, H, mu0, P_{h,theta}, R_{h,theta})``: the kernel and the reward of a
 representative agent in round ``h`` depend on the population's *state-action* distribution

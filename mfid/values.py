@@ -1,4 +1,4 @@
-"""Entropy-regularised values, best response and exploitability (SPEC section 1).
+"""Entropy-regularised values, best response and exploitability.
 
 For a fixed flow ``L`` and temperature ``tau >= 0``, by backward induction with ``V_H = 0``::
 

@@ -1,6 +1,6 @@
 """The design loop: optimise the mechanism/incentive ``theta`` through the OMD equilibrium.
 
-Every step evaluates the T-step surrogate ``G_T(theta_k)`` (SPEC section 3) from the warm-start
+Every step evaluates the T-step surrogate ``G_T(theta_k)`` from the warm-start
 logits ``zeta^(k)`` and moves ``theta`` with an estimator (:mod:`solvers.estimators`) and an
 optax optimiser::
 
@@ -18,8 +18,7 @@ checkpoint and resume (:mod:`solvers.checkpoint`; the fingerprint covers the gam
 the objective, the estimator, the optimiser settings, ``theta0`` and the key), and return the
 final mechanism's equilibrium after ``val_iters`` OMD steps from the uniform policy.
 
-``G_T`` is the optimisation surrogate; a design's reported value is its equilibrium's (SPEC
-section 3).
+``G_T`` is the optimisation surrogate; a design's reported value is its equilibrium's.
 
 Example::
 

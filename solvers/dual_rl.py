@@ -1,4 +1,4 @@
-"""Dual-RL designers (the baseline of Yang et al., AAMAS 2022; SPEC section 7).
+"""Dual-RL designers (the baseline of Yang et al., AAMAS 2022).
 
 The designer is itself a reinforcement-learning agent on the agents' timescale: in every step it
 observes what MetaGrad's incentive network sees (the global state and the joint action, the

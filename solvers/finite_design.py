@@ -1,4 +1,5 @@
-"""One training loop for incentive designers of finite-agent games (SPEC sections 6.1 and 7).
+"""One training loop for incentive designers of finite-agent games (Escape Room,
+mini-GTB).
 
 ``n`` independent policy-gradient agents (:mod:`solvers.pg_agents`) play a finite-agent game
 (the protocol of :mod:`mfid.games.escape_room`: ``reset / observe / features / step`` as pure

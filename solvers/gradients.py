@@ -1,4 +1,4 @@
-"""The T-step design objective and its exact gradients (SPEC section 3, AMID).
+"""The T-step design objective and its exact gradients (AMID).
 
 The designer's surrogate objective after ``T`` OMD steps from ``zeta_0`` is::
 

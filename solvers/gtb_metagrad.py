@@ -1,6 +1,6 @@
 """Meta-gradient tax design on the finite mini-GTB economy (MetaGrad; Yang et al., "Adaptive
-incentive design with multi-agent meta-gradient reinforcement learning", AAMAS 2022), SPEC
-section 7, with policy-gradient agents.
+incentive design with multi-agent meta-gradient reinforcement learning", AAMAS 2022),
+with policy-gradient agents.
 
 The designer's parameters are the seven bracket-rate logits ``eta``, ``tau_b = sigmoid(eta_b)``.
 ``N`` agents (the reference ``N = 4`` economy by default) choose a period plan

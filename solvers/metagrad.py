@@ -1,4 +1,4 @@
-"""Meta-gradient incentive design (MetaGrad; Yang et al., AAMAS 2022), SPEC section 7.
+"""Meta-gradient incentive design (MetaGrad; Yang et al., AAMAS 2022).
 
 The designer's incentive network maps the global state and the joint action (the game's
 ``features(state, actions)``) to one incentive per action in ``(0, c)`` (``c = max_incentive``,

@@ -1,4 +1,5 @@
-"""The mean-field social-gradient designer (SPEC section 7, mean-field analogue).
+"""The mean-field social-gradient designer (the mean-field analogue of
+:mod:`solvers.social_gradient`).
 
 The incentive is an additive tax ``p_h(s, a)`` on every (round, state, action) of a mean-field
 game (:class:`AdditiveIncentive`: the reward becomes ``R_h(s, a, L_h) - p_h(s, a)``, the tax

@@ -1,4 +1,5 @@
-"""Online mirror descent for the entropy-regularised MF-NE (SPEC section 2).
+"""Online mirror descent for the entropy-regularised MF-NE (the mean-field OMD of Pérolat et al.,
+"Scaling up mean field games with online mirror descent", JMLR 2022).
 
 Iterates on logits ``zeta in R^{H x S x A}`` from ``zeta_0 = 0`` (the uniform policy)::
 

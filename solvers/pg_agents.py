@@ -1,4 +1,5 @@
-"""Independent policy-gradient learners for finite-agent games (SPEC section 7).
+"""Independent policy-gradient learners for finite-agent games (the agents of
+the incentive designers in :mod:`solvers.finite_design`).
 
 Agent ``i`` has its own parameters ``theta_i = (W_i, b_i)`` (no sharing; stacked along a leading
 agent axis and ``vmap``ped) and a linear-softmax policy on its observation ``o_i``::

@@ -1,5 +1,5 @@
 """Incentive design on static games: the social-gradient designer and the hypergradient designer
-(SPEC section 7; Vasileiou, Zhang, Zhang 2026).
+(Vasileiou, Zhang, Zhang 2026).
 
 A static game (:mod:`mfid.games.static`) is its pseudo-gradient ``F`` and the planner's social
 cost ``S``; under the tax ``p`` the agents settle at ``x*(p)`` with ``F(x*(p)) + p = 0`` and the

@@ -1,4 +1,4 @@
-"""Zeroth-order baselines for design (SPEC section 3): two-point gradient estimates and ANNEAL.
+"""Zeroth-order baselines for design: two-point gradient estimates and ANNEAL.
 
 Two-point estimator with smoothing radius ``u > 0`` on the flattened parameter ``theta in R^D``,
 ``z`` uniform on the unit sphere ``S^{D-1}`` (averaged over ``num_directions`` independent z)::

@@ -1,4 +1,4 @@
-"""Beach bar, a Lipschitz PMFG (SPEC section 5), and its pricing-design variant.
+"""Beach bar, a Lipschitz PMFG, and its pricing-design variant.
 
 States ``0..K-1`` on a line, a bar at ``bar`` (default ``K // 2``). Actions move ``-1, 0, +1``
 (action indices 0, 1, 2). After the intended move the agent stays on the target with

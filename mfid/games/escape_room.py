@@ -1,4 +1,5 @@
-"""Escape Room ER(n, m) (SPEC section 6.1) and the batched episode sampler of finite-agent games.
+"""Escape Room ER(n, m) (Yang et al., "Learning to incentivize other learning agents",
+NeurIPS 2020) and the batched episode sampler of finite-agent games.
 
 ``n`` agents, threshold ``1 <= m < n``. Positions: 0 = lever, 1 = start, 2 = door; every agent
 starts at 1. An action is the position to move to (3 actions, deterministic moves). In a step with
@@ -76,7 +77,7 @@ EXIT_REWARD, MOVE_COST = 10.0, -1.0
 
 @struct.dataclass
 class EscapeRoom:
-    """ER(n, m): ``n`` agents, door threshold ``m``, ``horizon`` steps (5 in SPEC 6.1).
+    """ER(n, m): ``n`` agents, door threshold ``m``, ``horizon`` steps (5 in the published game).
 
     Build it with :meth:`create`, which checks ``1 <= m < n`` (integers) and ``horizon >= 1``.
     """
@@ -140,7 +141,7 @@ class EscapeRoom:
         return jnp.sum(actions == LEVER, axis=-1) >= self.m
 
     def rewards(self, positions, actions):
-        """Extrinsic rewards ``(n,)`` of SPEC 6.1, checked in the order +10 / 0 / -1."""
+        """Extrinsic rewards ``(n,)`` (module docstring's table), in the order +10 / 0 / -1."""
         door = self.door_open(actions)[..., None]
         dtype = jnp.result_type(float)
         r = jnp.where(actions == positions, 0.0, MOVE_COST)

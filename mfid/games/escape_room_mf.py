@@ -1,4 +1,4 @@
-"""The mean-field reading of Escape Room (SPEC section 6.1, "choose and document").
+"""The mean-field reading of Escape Room (a modelling choice, documented here).
 
 A continuum of agents plays ER with the threshold ``m = rho n``: in round ``h`` the door opens
 when the *lever fraction* ``f_h`` of the agents still in the room is at least ``rho``. Chosen
@@ -8,7 +8,7 @@ to), horizon 5 and ``mu0 = start``::
 
     f_h       = sum_{s<3} L_h(s, 0) / sum_{s<3, a} L_h(s, a)
     p_h       = Phi((f_h - rho) / kappa)                  (door-open probability; Phi = normal cdf)
-    r(s, a)   = p_h 10 [a = 2] - (1 - p_h [a = 2]) [a != s]     (+10 / 0 / -1 in SPEC order)
+    r(s, a)   = p_h 10 [a = 2] - (1 - p_h [a = 2]) [a != s]     (+10 / 0 / -1, in this order)
               + p_h theta[0, a] + (1 - p_h) theta[1, a]          (incentive: open / closed row)
     P(out | s, a) = p_h,   P(a | s, a) = 1 - p_h                 (the door opens: the room empties)
 

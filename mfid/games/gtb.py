@@ -1,4 +1,4 @@
-"""Gather-Trade-Build, small form (mini-GTB), SPEC section 6.2: the finite-agent economy.
+"""Gather-Trade-Build, small form (mini-GTB): the finite-agent economy.
 
 The trade-off of the AI-Economist economy (Zheng et al., "The AI Economist", Science Advances
 2022; ``ai-economist`` 1.7.1) without its grid world. ``N`` agents with build skills ``s_i``

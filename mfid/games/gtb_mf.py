@@ -1,4 +1,4 @@
-"""Mean-field mini-GTB: the small Gather-Trade-Build economy as a PMFG (SPEC sections 1 and 6.2).
+"""Mean-field mini-GTB: the small Gather-Trade-Build economy as a PMFG.
 
 A continuum of agents with build skills drawn from a skill distribution plays the economy of
 :mod:`mfid.games.gtb`. One round of the PMFG is one **tax period** (``H = 10`` rounds of
@@ -54,7 +54,7 @@ planner objective, productivity x equality / N, on the final coin distribution
     g(theta, L) = E[C] (1 - Gini),   Gini = E|C - C'| / (2 E[C])   =>   g = E[C] - E|C - C'| / 2
 
 (:func:`mean_field_metrics` also gives the per-type labour, income, tax and coin). With the
-brackets of SPEC section 6.2 a period income is at most ``4 max s_k <= 120``, so the top three
+brackets of :mod:`mfid.games.gtb` a period income is at most ``4 max s_k <= 120``, so the top three
 brackets (from 160.725) are never reached: their rates have no effect.
 
 Example::

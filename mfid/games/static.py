@@ -1,4 +1,4 @@
-"""Static games for incentive design (SPEC section 7): a game is its pseudo-gradient and the
+"""Static games for incentive design: a game is its pseudo-gradient and the
 planner's social cost.
 
 ``n`` scalar decisions ``x in R^n`` (player ``i`` controls ``x_i``) with private costs ``J_i(x)``.
@@ -23,7 +23,7 @@ Ready games:
 
 * :class:`AffineGame` — ``F(x) = A x + b``, ``S(x) = x^T Q x / 2 + c^T x``;
   :meth:`AffineGame.random` draws a strongly monotone game with a non-symmetric ``A``;
-  :meth:`AffineGame.non_monotone` is SPEC's counterexample (Jacobian ``[[1, 10], [0, 1]]``,
+  :meth:`AffineGame.non_monotone` is the counterexample (Jacobian ``[[1, 10], [0, 1]]``,
   ``grad S = (1, 1)``) on which ``grad S`` is *not* a descent direction of ``Phi``.
 * :class:`Cournot` — a Cournot oligopoly with linear inverse demand; the planner minimises
   minus total surplus; the optimal incentive is the output subsidy ``p*_i = -slope x^s_i``.
@@ -200,7 +200,7 @@ class AffineGame(StaticGame):
 
     @classmethod
     def non_monotone(cls) -> AffineGame:
-        """SPEC section 7's counterexample: ``F(x) = [[1, 10], [0, 1]] x`` (``A + A^T`` has the
+        """The counterexample: ``F(x) = [[1, 10], [0, 1]] x`` (``A + A^T`` has the
         eigenvalue ``-8``: not monotone) and the linear social cost ``S(x) = x_1 + x_2``
         (``grad S = (1, 1)``). Here ``<grad Phi(p), grad S> = +8 > 0`` at every ``p``: moving the
         incentive along ``grad S`` *raises* the planner's cost."""

@@ -1,5 +1,5 @@
-"""Settings A1–A10: every preset's SPEC parameters read back from the built game, the ⊥ mask,
-the first-price-like starting mechanism, and a solve per distinct game structure."""
+"""Settings A1–A10: every preset's published parameters read back from the built game, the ⊥
+mask, the first-price-like starting mechanism, and a solve per distinct game structure."""
 
 import jax
 import jax.numpy as jnp
@@ -23,9 +23,10 @@ from solvers import solve_omd
 K, M = 10, 6
 GRID = dict(num_values=K, num_bids=M, width=8, depth=1, draws=2)
 
-# SPEC section 4 (H, alpha_max, mu0, rho, sigma, utility kind and parameter, objective)
+# The published settings (auctions/settings.py): H, alpha_max, mu0, rho, sigma, utility kind and
+# parameter, objective
 UNIFORM, GEOMETRIC = "uniform", "0.9^k"
-SPEC = {
+PUBLISHED = {
     "A1": dict(H=4, alpha_max=0.8, mu0=UNIFORM, rho=0.0, sigma=None, utility=("linear", None)),
     "A2": dict(H=4, alpha_max=0.8, mu0=GEOMETRIC, rho=0.0, sigma=0.2, utility=("linear", None)),
     "A3": dict(H=5, alpha_max=None, mu0=None, rho=0.3, sigma=None, utility=("linear", None)),
@@ -59,7 +60,7 @@ def _markets(game):
 
 @pytest.mark.parametrize("name", SETTINGS)
 def test_preset_parameters_match_the_spec(name):
-    spec = SPEC[name]
+    spec = PUBLISHED[name]
     st = make(name, key=jax.random.key(0), **GRID)
     game = st.game
     game.validate(st.theta0)

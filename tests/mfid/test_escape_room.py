@@ -1,4 +1,4 @@
-"""Escape Room ER(n, m) (SPEC 6.1): reward table, termination, observations, the batched sampler,
+"""Escape Room ER(n, m): reward table, termination, observations, the batched sampler,
 and the designer optimum 10(n-m) - 2m by brute force over short horizons."""
 
 import itertools
@@ -22,7 +22,7 @@ from mfid.games.escape_room import (
 
 
 def ref_step(pos, act, m):
-    """(new positions, rewards, door open, done) of one step, written from SPEC 6.1."""
+    """(new positions, rewards, door open, done) of one step, written from the game's rules."""
     door = sum(a == 0 for a in act) >= m
     rewards = []
     for x, a in zip(pos, act, strict=True):

@@ -1,4 +1,4 @@
-"""Mini-GTB (SPEC 6.2): the finite economy and its mean-field PMFG against independent
+"""Mini-GTB: the finite economy and its mean-field PMFG against independent
 references (hand computations, direct double sums, numpy draws, a per-step brute force), and the
 finite economy played with a mean-field policy against the mean field (z-tests)."""
 

@@ -1,4 +1,4 @@
-"""Action masks (SPEC section 1): a masked PMFG against brute-force enumeration, the masked
+"""Action masks: a masked PMFG against brute-force enumeration, the masked
 softmax / soft maximum against numpy, OMD against scipy's solution of the masked logit fixed
 point, and gradients through a masked game by every adjoint against finite differences."""
 

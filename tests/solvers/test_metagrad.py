@@ -1,4 +1,4 @@
-"""MetaGrad, dual-RL and the finite-agent design loop (SPEC 6.1 and 7): the inner step's dependence
+"""MetaGrad, dual-RL and the finite-agent design loop: the inner step's dependence
 on the designer parameters against central differences, the meta-gradient against central
 differences of the designer's surrogate, the hand-coded incentive driving policy-gradient agents to
 the optimum minus m eps, the dual-RL policies against scipy, best-response gains, checkpoints and

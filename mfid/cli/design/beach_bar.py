@@ -1,4 +1,4 @@
-"""``mfid design beach-bar``: price the spots of a beach bar to lower congestion (SPEC section 5).
+"""``mfid design beach-bar``: price the spots of a beach bar to lower congestion.
 
 The designer sets ``theta = xi in R^K`` and charges ``price(s) = p_max sigmoid(xi_s)`` per round
 spent at spot ``s``; it minimises the congestion ``sum_h logsumexp(beta mu_h) / beta`` of the

@@ -1,5 +1,4 @@
-"""``mfid design gtb``: income-tax designers of the small Gather-Trade-Build economy on one table
-(SPEC sections 6.2 and 7).
+"""``mfid design gtb``: income-tax designers of the small Gather-Trade-Build economy on one table.
 
 Methods (``--method``, a comma list):
 

@@ -1,5 +1,5 @@
 """``mfid design social``: the social-gradient designer against the hypergradient designer (static
-games) and against AMID (beach bar), side by side in one run (SPEC section 7).
+games) and against AMID (beach bar), side by side in one run.
 
 Static games (``--game affine|cournot|routing``): the optimal incentive ``p* = -F(x^s)`` is
 known (closed form for affine and Cournot, the marginal-cost tolls for routing). The command runs
