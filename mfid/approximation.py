@@ -55,6 +55,9 @@ __all__ = [
     "bootstrap_exponent",
     "summarize",
     "gap_study",
+    "adaptive_gap_study",
+    "adaptive_replicates",
+    "next_batch",
     "game_sampler",
     "check_ns",
 ]
@@ -64,7 +67,11 @@ __all__ = [
 class GapRow:
     """One population size: mean ``value`` of ``G_N``, ``gap = value - g`` and its ``stderr``,
     ``rmse`` of ``G_N - g``, deviation gain ``eps_N`` and its stderr (``nan`` when not
-    estimated), ``resolved`` = ``|gap| > 2 stderr``, ``reps`` replicates."""
+    estimated), ``resolved`` = ``|gap| > sigma stderr`` (``sigma = 2`` unless the study says
+    otherwise), ``reps`` replicates; ``gap_bound = |gap| + 2 stderr`` (an upper bound on the bias
+    ``|E G_N - g|`` at about 97.5 %, the point drawn for an unresolved row) and ``stop``, why the
+    replicates stopped (``"fixed"``: a fixed ``R``; adaptive: ``"resolved"``, ``"target_se"``,
+    ``"max_reps"``, see :func:`adaptive_replicates`)."""
 
     n: int
     value: float
@@ -75,12 +82,16 @@ class GapRow:
     deviation_stderr: float
     resolved: bool
     reps: int
+    gap_bound: float = float("nan")
+    stop: str = "fixed"
 
 
 @dataclasses.dataclass(frozen=True)
 class GapStudy:
     """Result of :func:`gap_study` / :func:`summarize`. Exponents are slopes of ``log`` error
-    on ``log N`` (``-0.5`` means ``1/sqrt N``); CIs are bootstrap percentile intervals."""
+    on ``log N`` (``-0.5`` means ``1/sqrt N``); CIs are bootstrap percentile intervals.
+    ``resolve_sigma``: a row is resolved when ``|gap| > resolve_sigma * stderr``;
+    ``fit_resolved_only``: the bias exponent is fitted on the resolved rows only."""
 
     setting: str
     mean_field: float
@@ -93,6 +104,8 @@ class GapStudy:
     deviation_exponent: float
     deviation_exponent_ci: tuple
     level: float
+    resolve_sigma: float = 2.0
+    fit_resolved_only: bool = False
 
     def to_json(self) -> dict:
         """Plain-JSON dict (``nan`` as ``None``)."""
@@ -111,12 +124,15 @@ class GapStudy:
             "rows": [{k: clean(v) for k, v in dataclasses.asdict(r).items()} for r in self.rows],
             "exponent": clean(self.exponent),
             "exponent_ci": clean(self.exponent_ci),
-            "exponent_of": "mean bias |E G_N - g| (weighted log-log least squares)",
+            "exponent_of": "mean bias |E G_N - g| (weighted log-log least squares"
+            + (", resolved rows only)" if self.fit_resolved_only else ")"),
+            "exponent_rows": [r.n for r in self.rows if r.resolved or not self.fit_resolved_only],
             "rmse_exponent": clean(self.rmse_exponent),
             "rmse_exponent_ci": clean(self.rmse_exponent_ci),
             "deviation_exponent": clean(self.deviation_exponent),
             "deviation_exponent_ci": clean(self.deviation_exponent_ci),
             "ci_level": self.level,
+            "resolve_sigma": self.resolve_sigma,
         }
 
 
@@ -148,6 +164,9 @@ def fit_exponent(ns, err, stderr):
     return slope, ym - slope * xm
 
 
+_BOOT_ELEMS = 1 << 22
+
+
 def _stats(samples, g):
     """Bias, its stderr, RMSE and its delta-method stderr for samples ``(..., R)``."""
     R = samples.shape[-1]
@@ -176,14 +195,22 @@ def bootstrap_exponent(ns, samples, g, *, stat: str = "bias", n_boot: int = 1000
     errs, ses = [], []
     for x in samples:
         x = np.asarray(x, dtype=np.float64)
-        idx = rng.integers(0, x.shape[0], size=(n_boot, x.shape[0]))
-        bias, se, rmse, se_rmse = _stats(x[idx], g)
+        R = x.shape[0]
+        # resample in chunks of at most _BOOT_ELEMS values, so memory stays bounded for large R
+        chunk = max(1, min(n_boot, _BOOT_ELEMS // max(R, 1)))
+        parts = []
+        for start in range(0, n_boot, chunk):
+            idx = rng.integers(0, R, size=(min(chunk, n_boot - start), R))
+            parts.append(_stats(x[idx], g))
+        bias, se, rmse, se_rmse = (np.concatenate(p) for p in zip(*parts, strict=True))
         errs.append(np.abs(bias) if stat == "bias" else rmse)
         ses.append(se if stat == "bias" else se_rmse)
     return fit_exponent(ns, np.stack(errs, -1), np.stack(ses, -1))[0]
 
 
 def _fit_with_ci(ns, samples, g, stat, n_boot, level, seed):
+    if len(ns) < 2:
+        return float("nan"), (float("nan"), float("nan"))
     bias, se, rmse, se_rmse = zip(
         *(_stats(np.asarray(x, np.float64), g) for x in samples), strict=True
     )
@@ -209,13 +236,27 @@ def summarize(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    resolve_sigma: float = 2.0,
+    fit_resolved_only: bool = False,
+    stops: Sequence[str] | None = None,
 ) -> GapStudy:
     """Build a :class:`GapStudy` from replicate samples: ``values[i]`` are the ``G_N`` of
-    ``ns[i]`` (shape ``(R_i,)``), ``gains[i]`` the paired deviation gains (optional)."""
+    ``ns[i]`` (shape ``(R_i,)``), ``gains[i]`` the paired deviation gains (optional).
+
+    A row is resolved when ``|gap| > resolve_sigma * stderr``. With ``fit_resolved_only`` the
+    bias exponent and its bootstrap CI use the resolved rows only (an unresolved row's
+    ``|gap|`` is the absolute value of noise; it is reported as the bound ``gap_bound``); the
+    RMSE is estimated to a relative precision of about ``1 / sqrt(2 R)`` at every ``N`` and its
+    fit always uses every row. ``stops[i]`` is stored as the row's ``stop`` (default
+    ``"fixed"``)."""
     if len(values) != len(ns) or (gains is not None and len(gains) != len(ns)):
         raise ValueError("values (and gains) must have one entry per population size")
+    if stops is not None and len(stops) != len(ns):
+        raise ValueError("stops must have one entry per population size")
     if not (0.0 < level < 1.0):
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if not (np.isfinite(resolve_sigma) and resolve_sigma > 0):
+        raise ValueError(f"resolve_sigma must be positive, got {resolve_sigma!r}")
     g = float(g)
     rows = []
     for i, n in enumerate(ns):
@@ -230,17 +271,21 @@ def summarize(
         rows.append(
             GapRow(
                 int(n), float(v.mean()), float(bias), float(se), float(rmse), dg, dse,
-                bool(abs(bias) > 2 * se), int(v.size),
+                bool(abs(bias) > resolve_sigma * se), int(v.size), float(abs(bias) + 2 * se),
+                "fixed" if stops is None else str(stops[i]),
             )
         )  # fmt: skip
-    exp, ci = _fit_with_ci(ns, values, g, "bias", n_boot, level, seed)
+    keep = [i for i, r in enumerate(rows) if r.resolved or not fit_resolved_only]
+    exp, ci = _fit_with_ci([ns[i] for i in keep], [values[i] for i in keep], g, "bias",
+                           n_boot, level, seed)  # fmt: skip
     rexp, rci = _fit_with_ci(ns, values, g, "rmse", n_boot, level, seed + 1)
     eps = float("nan") if mean_field_deviation is None else float(mean_field_deviation)
     if gains is not None and np.isfinite(eps):
         dexp, dci = _fit_with_ci(ns, gains, eps, "bias", n_boot, level, seed + 2)
     else:
         dexp, dci = float("nan"), (float("nan"), float("nan"))
-    return GapStudy(setting, g, eps, tuple(rows), exp, ci, rexp, rci, dexp, dci, level)
+    return GapStudy(setting, g, eps, tuple(rows), exp, ci, rexp, rci, dexp, dci, level,
+                    float(resolve_sigma), bool(fit_resolved_only))  # fmt: skip
 
 
 def gap_study(
@@ -274,6 +319,161 @@ def gap_study(
     return summarize(
         ns, values, g, gains=gains, mean_field_deviation=mean_field_deviation,
         setting=setting, n_boot=n_boot, level=level,
+    )  # fmt: skip
+
+
+STOP_REASONS = ("resolved", "target_se", "max_reps")
+
+
+def next_batch(values, g: float, *, batch: int, max_reps: int, target_se: float,
+               sigma: float = 3.0) -> tuple[int, str | None]:  # fmt: skip
+    """The adaptive replicate rule: ``(size of the next batch, None)``, or ``(0, reason)`` when
+    the replicates ``values`` of ``G_N`` drawn so far suffice. With ``R`` replicates, ``gap`` their
+    mean minus ``g``, ``s`` their standard deviation and ``se = s / sqrt R``, it stops when::
+
+        |gap| > sigma se      "resolved"   (the bias is measured)
+        se <= target_se       "target_se"  (|E G_N - g| <~ |gap| + 2 se is bounded)
+        R >= max_reps         "max_reps"   (neither; the row says it is unresolved)
+
+    tested in this order. Otherwise the next batch aims at the projected total
+    ``1.2 min((s / target_se)^2, (sigma s / gap)^2)``: at least ``batch``, at most ``R`` (the
+    total at most doubles, so a noisy early projection cannot overshoot far), rounded up to
+    ``batch * 2^j`` (few distinct batch sizes: each is one compilation of the sampler) and
+    never past ``max_reps``. The first batch is ``batch``. ``target_se`` is absolute here
+    (the CLI scales it by ``|g|``). Stopping on resolution makes the reported ``|gap|`` of a
+    resolved row slightly optimistic (a sequential test); with ``sigma = 3`` this is small
+    against its standard error."""
+    v = np.asarray(values, dtype=np.float64)
+    R = v.size
+    if R < 2:  # no spread yet: a first (or completing) batch
+        return max(2 - R, min(batch, max_reps - R)), None
+    gap = float(v.mean() - g)
+    sd = float(v.std(ddof=1))
+    se = sd / np.sqrt(R)
+    if abs(gap) > sigma * se:
+        return 0, "resolved"
+    if se <= target_se:
+        return 0, "target_se"
+    if R >= max_reps:
+        return 0, "max_reps"
+    with np.errstate(divide="ignore"):
+        need_se = (sd / target_se) ** 2 if target_se > 0 else np.inf
+        need_res = (sigma * sd / abs(gap)) ** 2 if gap != 0 else np.inf
+    want = 1.2 * min(need_se, need_res)
+    size = int(np.clip(np.ceil(want) - R if np.isfinite(want) else R, batch, max(R, batch)))
+    size = batch * (1 << int(np.ceil(np.log2(size / batch))))
+    return int(min(size, max_reps - R)), None
+
+
+def adaptive_replicates(
+    sampler: Callable,
+    n: int,
+    key,
+    g: float,
+    *,
+    batch: int,
+    max_reps: int,
+    target_se: float,
+    sigma: float = 3.0,
+    entry: dict | None = None,
+    on_batch: Callable[[dict], None] | None = None,
+) -> dict:
+    """Replicates of ``G_N`` at one ``n`` in batches until :func:`next_batch` stops.
+
+    Batch ``b`` calls ``sampler(n, size_b, key_b)`` with ``key_0 = key`` and
+    ``key_b = fold_in(key, b)``, so a single batch is :func:`gap_study`'s draw and a run resumed
+    from ``entry`` (the dict this function returns and updates: ``values``, ``gains`` (lists or
+    ``None``), ``batches``, ``seconds``, ``stop``) continues exactly as the uninterrupted run
+    would. ``on_batch(entry)`` is called after every batch and once when the stop is decided
+    (to checkpoint it or report progress). Memory is that of one batch of the sampler plus the ``R`` stored numbers."""
+    import time
+
+    entry = {"values": [], "gains": [], "batches": 0, "seconds": 0.0, "stop": None,
+             **(entry or {})}  # fmt: skip
+    while entry["stop"] is None:
+        size, stop = next_batch(entry["values"], g, batch=batch, max_reps=max_reps,
+                                target_se=target_se, sigma=sigma)  # fmt: skip
+        if stop is not None:
+            entry["stop"] = stop
+            if on_batch is not None:
+                on_batch(entry)
+            break
+        b = entry["batches"]
+        k = key if b == 0 else jax.random.fold_in(key, b)
+        t0 = time.perf_counter()
+        v, d = sampler(n, size, k)
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        entry["values"] = list(entry["values"]) + v.tolist()
+        if d is None or entry["gains"] is None:
+            entry["gains"] = None
+        else:
+            entry["gains"] = list(entry["gains"]) + np.asarray(d, np.float64).reshape(-1).tolist()
+        entry["batches"] = b + 1
+        entry["seconds"] = float(entry["seconds"]) + time.perf_counter() - t0
+        if on_batch is not None:
+            on_batch(entry)
+    return entry
+
+
+def adaptive_gap_study(
+    sampler: Callable,
+    g: float,
+    ns: Sequence[int],
+    key,
+    *,
+    batch: int = 32,
+    max_reps: int = 4096,
+    target_se: float = 0.0,
+    sigma: float = 3.0,
+    mean_field_deviation: float | None = None,
+    setting: str = "",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    state: dict | None = None,
+    on_batch: Callable[[int, dict, dict], None] | None = None,
+) -> GapStudy:
+    """:func:`gap_study` with adaptive replicates: every ``n`` runs :func:`adaptive_replicates`
+    (``sampler(n, reps, key)`` as in :func:`gap_study`, the same per-``n`` keys) until its gap is
+    resolved (``|gap| > sigma se``), its standard error is at most ``target_se`` (absolute) or
+    ``max_reps`` replicates are drawn; rows say which (``stop``), a row is resolved at
+    ``sigma`` and the bias exponent is fitted on the resolved rows only.
+
+    ``state`` maps ``n`` to the entries of :func:`adaptive_replicates` (it is filled in place;
+    an entry with a ``stop`` is reused as it is, a partial one is continued), so a caller that
+    saves ``state`` in ``on_batch(n, entry, state)`` can resume an interrupted study and get the
+    same result. Example::
+
+        study = adaptive_gap_study(sampler, g, [10, 100, 1000], jax.random.key(0), batch=16,
+                                   max_reps=1024, target_se=1e-4)
+        [(r.n, r.reps, r.stop) for r in study.rows]
+    """
+    ns = check_ns(ns)
+    batch = check_count(batch, "batch", minimum=2)
+    max_reps = check_count(max_reps, "max_reps", minimum=batch)
+    if not (np.isfinite(target_se) and target_se >= 0):
+        raise ValueError(f"target_se must be a finite number >= 0, got {target_se!r}")
+    state = {} if state is None else state
+    keys = jax.random.split(key, len(ns))
+    for n, k in zip(ns, keys, strict=True):
+        hook = None if on_batch is None else (lambda e, n=n: on_batch(n, e, state))  # noqa: E731
+
+        def record(e, n=n, hook=hook):
+            state[n] = e
+            if hook is not None:
+                hook(e)
+
+        state[n] = adaptive_replicates(
+            sampler, n, k, g, batch=batch, max_reps=max_reps, target_se=target_se, sigma=sigma,
+            entry=state.get(n), on_batch=record,
+        )  # fmt: skip
+    entries = [state[n] for n in ns]
+    gains = [e["gains"] for e in entries]
+    if any(d is None for d in gains):
+        gains = None
+    return summarize(
+        ns, [np.asarray(e["values"]) for e in entries], g, gains=gains,
+        mean_field_deviation=mean_field_deviation, setting=setting, n_boot=n_boot, level=level,
+        resolve_sigma=sigma, fit_resolved_only=True, stops=[e["stop"] for e in entries],
     )  # fmt: skip
 
 

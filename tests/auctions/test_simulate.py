@@ -12,7 +12,10 @@ from scipy import stats
 from auctions import BatchedAuction, FirstPrice, NeuralMechanism
 from auctions.objectives import revenue
 from auctions.simulate import (
+    _radix_bits,
     _select_smallest,
+    _simulate_auction,
+    _tables,
     alias_tables,
     allocate,
     auction_deviation_gain,
@@ -177,6 +180,25 @@ def test_no_recompile_on_second_call():
     simulate_auction(game, pi, {}, 50, 40, jax.random.key(0)).revenue.block_until_ready()
     with no_recompile("simulate_auction"):
         simulate_auction(game, pi, {}, 50, 40, jax.random.key(9)).revenue.block_until_ready()
+
+
+def test_memory_is_bounded_at_a_million_bidders():
+    """At N = 10^6 the replicates run one at a time (lax.map over 2^21-slot batches): XLA's
+    temporary memory does not grow with the number of replicates and stays near the few
+    N-sized arrays of one round (compiled only, not run)."""
+    from mfid.finite import DEFAULT_BATCH_ELEMS, replicate_batch
+
+    game, pi = _game(), _policy(0)
+    tables = _tables(game, pi, None)
+    n = 10**6
+    temp = {}
+    for reps in (1, 64):
+        batch = replicate_batch(n + 4 * (1 << _radix_bits(n)), reps, DEFAULT_BATCH_ELEMS)
+        assert batch == 1
+        c = _simulate_auction.lower(game, tables, {}, jax.random.key(0), n, reps, batch, True)
+        temp[reps] = c.compile().memory_analysis().temp_size_in_bytes
+    assert temp[64] <= temp[1] * 1.01 + 4096
+    assert temp[1] < 120 * n  # about 70 bytes per bidder
 
 
 def test_bad_arguments_raise():

@@ -8,11 +8,15 @@ from scipy import stats
 
 from mfid import PMFG, BeachBar, population_flow
 from mfid.approximation import (
+    STOP_REASONS,
+    adaptive_gap_study,
+    adaptive_replicates,
     bootstrap_exponent,
     check_ns,
     fit_exponent,
     game_sampler,
     gap_study,
+    next_batch,
     policy_value_against,
     summarize,
 )
@@ -165,3 +169,94 @@ def test_cli_rejects_bad_grid_and_reps(capsys):
     assert main(["validate", "--setting", "beach-bar", "--n", "10,x"]) == 2
     assert main(["validate", "--setting", "beach-bar", "--reps", "1"]) == 2
     assert "reps must" in capsys.readouterr().err
+
+
+def test_next_batch_stops_for_each_reason_and_sizes_batches():
+    g = 1.0
+    # resolved: |gap| = 1 against se = 0.1 / sqrt(8)
+    assert next_batch(np.full(8, 2.0) + 0.1 * np.arange(8), g, batch=8, max_reps=64,
+                      target_se=0.0) == (0, "resolved")  # fmt: skip
+    noise = np.tile([-1.0, 1.0], 8)  # mean exactly g, sd ~ 1.03, se ~ 0.26
+    assert next_batch(g + noise, g, batch=8, max_reps=64, target_se=0.3) == (0, "target_se")
+    assert next_batch(g + noise, g, batch=8, max_reps=16, target_se=0.0) == (0, "max_reps")
+    assert next_batch([], g, batch=8, max_reps=64, target_se=0.1) == (8, None)
+    # unresolved: the next batch aims at the projected need, at least `batch`, at most doubling
+    # the total, a power-of-two multiple of `batch`, never past max_reps
+    size, stop = next_batch(g + noise, g, batch=8, max_reps=1000, target_se=0.2)
+    need = 1.2 * (noise.std(ddof=1) / 0.2) ** 2 - 16  # about 16.5 more
+    assert stop is None and size == 16 and size >= min(need, 16)
+    size, _ = next_batch(g + noise, g, batch=8, max_reps=1000, target_se=0.25)
+    assert size == 8  # projected 1.2 * 17 - 16 ~ 4.4: one batch
+    assert next_batch(g + noise, g, batch=8, max_reps=20, target_se=1e-3)[0] == 4
+
+
+def _synthetic_sampler(calls):
+    """G_N = g + 3/N + N(0, 1/N) per replicate, a deterministic function of the key."""
+
+    def sampler(n, reps, key):
+        calls.append((n, reps))
+        z = np.asarray(jax.random.normal(key, (reps,)))
+        return 2.0 + 3.0 / n + z / np.sqrt(n), None
+
+    return sampler
+
+
+def test_adaptive_study_rows_say_why_they_stopped_and_fit_only_resolved_rows():
+    calls = []
+    ns = [4, 16, 64, 1024, 4096]
+    study = adaptive_gap_study(_synthetic_sampler(calls), 2.0, ns, jax.random.key(0), batch=8,
+                               max_reps=512, target_se=2e-3, n_boot=200)  # fmt: skip
+    rows = {r.n: r for r in study.rows}
+    assert all(r.stop in STOP_REASONS for r in study.rows)
+    assert all(r.resolved == (abs(r.gap) > 3 * r.stderr) for r in study.rows)
+    assert rows[4].resolved and rows[4].reps == 8  # bias 0.75 against se 0.18: one batch
+    # at N = 4096 the bias 7e-4 is below the target s.e. 2e-3: bounded, not resolved
+    assert rows[4096].stop == "target_se" and not rows[4096].resolved
+    assert rows[4096].stderr <= 2e-3 and rows[4096].gap_bound == pytest.approx(
+        abs(rows[4096].gap) + 2 * rows[4096].stderr)  # fmt: skip
+    assert max(r.reps for r in study.rows) <= 512
+    # batch sizes: the first is `batch`, then power-of-two multiples of it (few compilations)
+    assert all(reps % 8 == 0 for _, reps in calls)
+    # the bias exponent is the fit on the resolved rows only; the RMSE fit uses every row
+    keep = [r for r in study.rows if r.resolved]
+    assert 2 <= len(keep) < len(ns)
+    want = fit_exponent([r.n for r in keep], [abs(r.gap) for r in keep],
+                        [r.stderr for r in keep])[0]  # fmt: skip
+    assert study.exponent == pytest.approx(float(want), rel=1e-12)
+    js = study.to_json()
+    assert js["exponent_rows"] == [r.n for r in keep] and js["resolve_sigma"] == 3.0
+    assert {"stop", "gap_bound", "reps", "resolved"} <= set(js["rows"][0])
+
+
+def test_adaptive_study_resumes_from_a_partial_state_to_the_same_result():
+    import copy
+
+    ns = [8, 64, 512]
+    kw = dict(batch=4, max_reps=256, target_se=1e-3, n_boot=50)
+    full = adaptive_gap_study(_synthetic_sampler([]), 2.0, ns, jax.random.key(3), **kw)
+    snapshots = []
+
+    class Killed(Exception):
+        pass
+
+    def on_batch(n, entry, state):
+        snapshots.append(copy.deepcopy(state))
+        if n == 64 and entry["batches"] == 2 and entry["stop"] is None:
+            raise Killed  # a run killed in the middle of N = 64
+
+    with pytest.raises(Killed):
+        adaptive_gap_study(_synthetic_sampler([]), 2.0, ns, jax.random.key(3), on_batch=on_batch,
+                           **kw)  # fmt: skip
+    state = snapshots[-1]
+    assert state[8]["stop"] is not None and state[64]["stop"] is None
+    calls = []
+    resumed = adaptive_gap_study(_synthetic_sampler(calls), 2.0, ns, jax.random.key(3),
+                                 state=state, **kw)  # fmt: skip
+    assert resumed.to_json() == full.to_json()
+    assert all(n != 8 for n, _ in calls)  # the finished row is reused, not re-simulated
+    # adaptive_replicates with one batch is gap_study's draw (the same per-N key)
+    e = adaptive_replicates(_synthetic_sampler([]), 8, jax.random.key(5), 2.0, batch=6,
+                            max_reps=6, target_se=0.0)  # fmt: skip
+    want = _synthetic_sampler([])(8, 6, jax.random.key(5))[0]
+    np.testing.assert_array_equal(e["values"], want)
+    assert e["stop"] in ("resolved", "max_reps") and e["batches"] == 1
