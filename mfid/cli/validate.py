@@ -15,7 +15,7 @@ batch of ``--reps`` replicates is drawn, then batches are added (sized from the 
 at most doubling the total) until the gap is *resolved* (``|gap| > --sigma`` standard errors,
 default 3), or its standard error is at most ``--target-se`` times ``|g|`` (the target is
 relative to the mean-field value, so one default serves a revenue of 0.24 and a return of 27;
-default 1e-5), or ``--max-reps`` replicates are drawn. Every row says which (``stop``) and
+default 2e-5), or ``--max-reps`` replicates are drawn. Every row says which (``stop``) and
 whether it is resolved; an unresolved row reports the bound ``|E G_N - g| < |gap| + 2 se``, is
 drawn as an open marker with an arrow and is left out of the bias fit (the RMSE fit uses every
 row). The simulator holds one batch of agents at a time (:func:`auctions.simulate.simulate_auction`
@@ -143,9 +143,9 @@ def register(sub) -> None:
                    help="replicates of the first batch at every N, and the unit of the added "
                    "batches (32)")  # fmt: skip
     p.add_argument("--max-reps", type=int, default=4096, help="most replicates per N (4096)")
-    p.add_argument("--target-se", type=float, default=1e-5,
+    p.add_argument("--target-se", type=float, default=2e-5,
                    help="stop adding replicates at an N once the standard error of its gap is "
-                   "at most this times |g| (relative to the mean-field value; 1e-5)")  # fmt: skip
+                   "at most this times |g| (relative to the mean-field value; 2e-5)")  # fmt: skip
     p.add_argument("--sigma", type=float, default=3.0,
                    help="a gap is resolved when |gap| > sigma standard errors; replicates stop "
                    "there (3)")  # fmt: skip
