@@ -40,6 +40,7 @@ from solvers.omd import (
     omd_update,
     policy_from_logits,
     solve_omd,
+    solve_omd_batch,
 )
 from solvers.results import RESULTS, raise_for_status
 from solvers.zeroth_order import anneal_step, sphere_direction, two_point_gradient
@@ -81,6 +82,7 @@ __all__ = [
     "policy_from_logits",
     "raise_for_status",
     "solve_omd",
+    "solve_omd_batch",
     "sphere_direction",
     "two_point_gradient",
     "value_and_grad",

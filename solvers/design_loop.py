@@ -51,7 +51,7 @@ from mfid.tree import all_finite, cast_floating
 from solvers.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from solvers.estimators import AbstractEstimator, as_estimator
 from solvers.gradients import _value_and_grad_traced, _value_traced, objective_at
-from solvers.omd import OMDResult, check_omd_args, solve_omd
+from solvers.omd import OMDResult, check_omd_args, solve_omd, solve_omd_batch
 from solvers.results import RESULTS, raise_for_status
 
 __all__ = [
@@ -213,18 +213,22 @@ class DesignResult:
 
     @property
     def initial_exploitability(self) -> float:
+        """Exploitability of the equilibrium of ``theta0`` (``initial``)."""
         return float(self.initial.exploitability)
 
     @property
     def final_exploitability(self) -> float:
+        """Exploitability of the equilibrium of the returned ``theta`` (``final``)."""
         return float(self.final.exploitability)
 
     @property
     def total_evaluations(self) -> int:
+        """Objective evaluations of the whole run (the last entry of ``evaluations``)."""
         return int(self.evaluations[-1]) if len(self.evaluations) else 0
 
     @property
     def ok(self) -> bool:
+        """``True`` when ``status`` is ``successful``."""
         return self.status == RESULTS.successful.name
 
 
@@ -247,6 +251,7 @@ class Optimizer:
             check_count(self.schedule_steps, "schedule_steps")
 
     def build(self) -> optax.GradientTransformation:
+        """The ``optax.GradientTransformation`` this description stands for."""
         lr = self.learning_rate
         if self.schedule_steps is not None:
             n = self.schedule_steps
@@ -257,9 +262,11 @@ class Optimizer:
         return optax.adam(lr) if self.kind == "adam" else optax.sgd(lr)
 
     def init(self, params):
+        """``optax`` state for ``params`` (as ``self.build().init``)."""
         return self.build().init(params)
 
     def update(self, updates, state, params=None):
+        """``(updates, new_state)``, as ``self.build().update``."""
         return self.build().update(updates, state, params)
 
 
@@ -454,8 +461,11 @@ def design_seeds(
                                  f"steps={steps}")  # fmt: skip
 
     t0 = time.perf_counter()
-    initial = [_evaluate(game, objective, jax.tree_util.tree_map(lambda x: x[i], thetas),
-                         tau, eta, val_iters, val_tol) for i in range(num)]  # fmt: skip
+    seeds0 = [jax.tree_util.tree_map(lambda x, i=i: x[i], thetas) for i in range(num)]
+    if val_tol is None:
+        initial = [_evaluate(game, objective, t, tau, eta, val_iters) for t in seeds0]
+    else:
+        initial = _evaluate_many(game, objective, seeds0, tau, eta, val_iters, val_tol)
     for k in range(start, steps):
         ts = time.perf_counter()
         state, metrics = _step_batched(problem, step_game, tau_, eta_, state)
@@ -518,6 +528,15 @@ def _evaluate(game, objective, theta, tau, eta, iters, tol=None):
     return value, res
 
 
+def _evaluate_many(game, objective, thetas, tau, eta, iters, tol):
+    """``[(value, OMDResult)]`` of every parameter in ``thetas``, their equilibria solved to
+    ``tol`` as one batched program (:func:`solvers.omd.solve_omd_batch`)."""
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *thetas)
+    results = solve_omd_batch(game, stacked, tau=tau, eta=eta, iters=iters, tol=tol)
+    return [(float(_objective_on(game, objective, th, r.logits)), r)
+            for th, r in zip(thetas, results, strict=True)]  # fmt: skip
+
+
 def _select(game, objective, st, select, maximize, tau, eta, val_iters, val_tol, trace, i):
     """``(theta, final OMDResult and value, selected name, its surrogate, candidates)``."""
     sign = 1.0 if maximize else -1.0
@@ -539,8 +558,9 @@ def _select(game, objective, st, select, maximize, tau, eta, val_iters, val_tol,
     records = []
     if select == "converged":
         best = None
-        for name, th, sur, step in cands:
-            value, res = _evaluate(game, objective, th, tau, eta, val_iters, val_tol)
+        solved = _evaluate_many(game, objective, [c[1] for c in cands], tau, eta, val_iters,
+                                val_tol)  # fmt: skip
+        for (name, th, sur, step), (value, res) in zip(cands, solved, strict=True):
             ok = res.converged and np.isfinite(value)
             records.append({"candidate": name, "step": step, "surrogate": sur, "value": value,
                             "exploitability": float(res.exploitability),

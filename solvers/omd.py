@@ -52,6 +52,7 @@ __all__ = [
     "omd_update",
     "policy_from_logits",
     "solve_omd",
+    "solve_omd_batch",
 ]
 
 MASS_TOL = 1e-6
@@ -85,14 +86,17 @@ class OMDResult:
 
     @property
     def status_name(self) -> str:
+        """The RESULTS name of ``status`` (``"successful"``, ``"max_iterations"``, ...)."""
         return RESULTS.name(self.status)
 
     @property
     def message(self) -> str:
+        """The RESULTS message of ``status``: what happened, in a sentence."""
         return RESULTS.message(self.status)
 
     @property
     def converged(self) -> bool:
+        """``True`` when OMD reached its tolerance (status ``successful``)."""
         return int(self.status) == RESULTS.successful.code
 
 
@@ -315,3 +319,65 @@ def solve_omd(
     if throw:
         raise_for_status(res.status, "solve_omd", allow_max_iterations=tol is None)
     return res
+
+
+_solve_tol_batch = jax.jit(
+    jax.vmap(_solve_tol.__wrapped__, in_axes=(None, 0, None, None, None, None, None, None)),
+    static_argnames=("iters", "check_every"),
+)
+
+
+def solve_omd_batch(
+    game: MeanFieldGame,
+    thetas,
+    *,
+    tau: float = 1e-3,
+    eta: float = 10.0,
+    iters: int = 400,
+    tol: float,
+    check_every: int = 10,
+) -> list[OMDResult]:
+    """:func:`solve_omd` to tolerance ``tol`` at every parameter of the stacked ``thetas``
+    (leading axis) as one batched program: each member stops at its own iteration (its state is
+    frozen once it converged), so result ``i`` is ``solve_omd(game, thetas[i], ..., tol=tol)``
+    up to floating-point reassociation. One OMD step costs about as much for a batch as for one
+    member on a CPU (the step is a chain of small kernels), so solving ``n`` equilibria this way
+    is up to ``n`` times faster than one after another.
+
+    Example::
+
+        import jax.numpy as jnp
+        from mfid import BeachBar
+        from solvers import solve_omd_batch
+        game = BeachBar.create(num_states=6, horizon=3)
+        rs = solve_omd_batch(game, jnp.zeros((2, 6)), tau=0.5, eta=0.5, iters=2000, tol=1e-10)
+        [r.status_name for r in rs]   # ['successful', 'successful']
+    """
+    iters = check_omd_args(tau, eta, iters)
+    check_every = check_count(check_every, "check_every")
+    check_positive(tol, "tol", allow_zero=True)
+    check_theta(thetas, "thetas")
+    leaves = jax.tree_util.tree_leaves(thetas)
+    if not leaves:
+        raise ValueError("thetas must be a non-empty pytree of stacked arrays")
+    num = int(jnp.shape(leaves[0])[0])
+    first = jax.tree_util.tree_map(lambda x: x[0], thetas)
+    game.validate(first)
+    zeta0 = initial_logits(game)
+    dtype = zeta0.dtype
+    if float(tol) < _RESOLVABLE * float(jnp.finfo(dtype).eps):
+        raise ValueError(
+            f"tol={tol:g} is below what {jnp.dtype(dtype).name} can resolve: compute in "
+            "float64 or raise tol"
+        )
+    thetas = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), thetas)
+    res, k = _solve_tol_batch(game, thetas, zeta0, jnp.asarray(tau, dtype),
+                              jnp.asarray(eta, dtype), jnp.asarray(tol, dtype), iters,
+                              check_every)  # fmt: skip
+    res, k = jax.device_get((res, k))
+    out = []
+    for i in range(num):
+        r = jax.tree_util.tree_map(lambda x, i=i: jnp.asarray(x[i]), res)
+        ki = int(k[i])
+        out.append(r.replace(trace=r.trace[:ki], trace_iters=r.trace_iters[:ki]))
+    return out

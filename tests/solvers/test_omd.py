@@ -221,3 +221,24 @@ def test_tol_inf_or_nan_is_refused():
     for tol in (float("inf"), float("nan"), -1.0):
         with pytest.raises(ValueError, match="tol"):
             solve_omd(BeachBar.create(6, 3), None, tau=0.1, eta=0.3, iters=5, tol=tol)
+
+
+def test_batched_solves_match_one_at_a_time():
+    from solvers import solve_omd_batch
+
+    game = BeachBar.create(num_states=6, horizon=3)
+    thetas = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6)))
+    kw = dict(tau=0.5, eta=0.5, iters=2000)
+    batch = solve_omd_batch(game, thetas, tol=1e-10, **kw)
+    for i, r in enumerate(batch):
+        one = solve_omd(game, thetas[i], tol=1e-10, **kw)
+        assert r.status_name == one.status_name == "successful"
+        assert int(r.iterations) == int(one.iterations)
+        assert float(jnp.abs(r.logits - one.logits).max()) < 1e-12
+        assert abs(float(r.exploitability) - float(one.exploitability)) < 1e-14
+        assert r.trace.shape == one.trace.shape
+    # members stop at their own iteration: a hard one does not change an easy one's result
+    slow = solve_omd_batch(game, jnp.stack([thetas[0], 30 * thetas[1]]), tol=1e-10, **kw)
+    assert float(jnp.abs(slow[0].logits - batch[0].logits).max()) < 1e-12
+    with pytest.raises(ValueError, match="tol"):
+        solve_omd_batch(game, thetas, tol=1e-20, **kw)
