@@ -137,6 +137,7 @@ class BatchedAuction(MeanFieldGame):
 
     @property
     def num_values(self) -> int:
+        """Value levels ``K = S - 1`` (the inactive state ⊥ is the last state)."""
         return self.num_states - 1
 
     @property
@@ -147,6 +148,7 @@ class BatchedAuction(MeanFieldGame):
 
     @property
     def num_markets(self) -> int:
+        """1 (a :class:`~auctions.mixture.MarketMixture` has ``D``)."""
         return 1
 
     def initial_aggregate(self, theta):

@@ -64,6 +64,9 @@ class ValueKernel:
 
     @classmethod
     def create(cls, num_values: int, *, rho: float = 0.0, regen=None, sigma: float | None = None):
+        """The value kernel of ``num_values`` levels: Gaussian drift of width ``sigma`` (value
+        units; ``None``: values stay), regeneration from ``⊥`` with probability ``rho`` in
+        ``[0, 1]`` to a value drawn from ``regen (K,)`` (default uniform)."""
         if not (0.0 <= rho <= 1.0):
             raise ValueError(f"rho must lie in [0, 1], got {rho!r}")
         dtype = jnp.result_type(float)

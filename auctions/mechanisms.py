@@ -72,6 +72,7 @@ class FirstPrice:
     horizon: int = struct.field(pytree_node=False, default=4)
 
     def init_theta(self, key=None):
+        """``{}``: first price has no parameters."""
         return {}
 
     def __call__(self, h, nu, r, theta):
@@ -102,6 +103,7 @@ class FirstPriceReserve:
     reserve0: float = struct.field(pytree_node=False, default=0.3)
 
     def init_theta(self, key=None):
+        """``{"reserve": reserve0}`` (a scalar)."""
         return {"reserve": jnp.asarray(self.reserve0, jnp.result_type(float))}
 
     def __call__(self, h, nu, r, theta):
@@ -130,6 +132,7 @@ class PostedPrice:
     price0: float = struct.field(pytree_node=False, default=0.5)
 
     def init_theta(self, key=None):
+        """``{"price": price0}`` (a scalar)."""
         return {"price": jnp.asarray(self.price0, jnp.result_type(float))}
 
     def __call__(self, h, nu, r, theta):
@@ -153,6 +156,9 @@ class StaticMechanism:
     horizon: int = struct.field(pytree_node=False, default=4)
 
     def init_theta(self, key=None):
+        """The first-price-like start: ``alloc_h = logit(min(1 / (H - h), 0.95))`` (it offers
+        ``r_h / (H - h)``) and ``pay = 4`` (it charges ``sigmoid(4) ≈ 0.98`` of the bid);
+        ``{"alloc": (H,), "pay": (H, M)}``."""
         dtype = jnp.result_type(float)
         H = self.horizon
         frac = jnp.minimum(1.0 / (H - jnp.arange(H, dtype=dtype)), 0.95)

@@ -62,7 +62,13 @@ class MixtureKernel(Kernel):
 
 @struct.dataclass
 class MarketMixture(MeanFieldGame):
-    """``D`` independent auction markets sharing one mechanism (see module docstring)."""
+    """``D`` independent auction markets sharing one mechanism, as one PMFG: state ``(d, s)`` at
+    index ``d * S + s``, initial mass ``mu0_d(s) / D``; each market runs its own auction (its own
+    ``nu_h`` and remaining supply ``r_h^d``, ``r_0^d = alpha_max^d``) and objectives average::
+
+        L_h = (1/D) (L_h^1, ..., L_h^D),   revenue = (1/D) sum_d revenue_d
+
+    Build it with :meth:`stack`."""
 
     markets: Any  # a BatchedAuction whose array leaves have a leading axis D
     mu0: jnp.ndarray
@@ -72,6 +78,9 @@ class MarketMixture(MeanFieldGame):
 
     @classmethod
     def stack(cls, games) -> MarketMixture:
+        """The mixture of the markets ``games`` (:class:`~auctions.BatchedAuction` with equal
+        horizon, bid and value grids): their pytrees stacked on a leading axis ``D``,
+        ``mu0 = (mu0_1, ..., mu0_D) / D``."""
         games = list(games)
         if not games:
             raise ValueError("games must be a non-empty list of BatchedAuction markets")
@@ -90,6 +99,7 @@ class MarketMixture(MeanFieldGame):
 
     @property
     def mechanism(self):
+        """The mechanism the markets share."""
         return self.markets.mechanism
 
     @property
@@ -102,6 +112,7 @@ class MarketMixture(MeanFieldGame):
 
     @property
     def market_states(self) -> int:
+        """States of one market, ``S = K + 1`` (the mixture has ``D S``)."""
         return self.num_states // self.num_markets
 
     def market(self, d: int):

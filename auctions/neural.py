@@ -104,7 +104,14 @@ class ResidualMLP(nnx.Module):
 
 @struct.dataclass
 class NeuralMechanism:
-    """Residual-MLP mechanism; build with :meth:`create` (see module docstring)."""
+    """Residual-MLP mechanism. With ``o = MLP(one_hot(h, H), nu_h (M,), r_h)`` (``M + 1``
+    outputs)::
+
+        alpha_h    = r_h sigmoid(o_alpha + beta_h),   beta_h = logit(min(1 / (H - h), 0.95))
+        pay_h(b_k) = sum_{j <= k} (b_j - b_{j-1}) sigmoid(o_j),   b_{-1} = 0
+
+    so ``0 <= alpha_h <= r_h`` and the payment is non-decreasing in the bid and never above it.
+    ``theta`` is the network's parameters as a plain nested dict. Build it with :meth:`create`."""
 
     theta0: Any
     graphdef: Any = struct.field(pytree_node=False, default=None)
@@ -127,6 +134,24 @@ class NeuralMechanism:
         pay_bias: float = 4.0,
         schedule: str = "even",
     ) -> NeuralMechanism:
+        """A mechanism for ``num_bids`` bid levels ``M`` and ``horizon`` rounds ``H``, with its
+        initial parameters (:meth:`init_theta`).
+
+        ``width`` and ``depth``: the residual MLP
+        ``(H + M + 1) -> width -> [residual block] x depth -> (M + 1)``; ``key``: the PRNG key of
+        the initialisation (default ``jax.random.key(0)``). The start is close to first price: the
+        output layer's kernel is scaled by ``out_scale``, its biases are ``alloc_bias`` (allocation)
+        and ``pay_bias`` (payments, ``sigmoid(4) ≈ 0.98`` of the bid), and ``schedule="even"`` adds
+        the per-round offset ``beta_h`` so that a zero allocation output offers ``r_h / (H - h)``
+        (``"none"``: no offset). ``ValueError`` for a size that is not a positive integer or an
+        unknown ``schedule``.
+
+        Example::
+
+            import jax
+            from auctions import NeuralMechanism
+            mech = NeuralMechanism.create(num_bids=20, horizon=3, width=16, key=jax.random.key(1))
+            theta = mech.init_theta()   # {"inp": ..., "blocks": ..., "out": ...}"""
         for name, v in (("num_bids", num_bids), ("horizon", horizon), ("width", width)):
             if not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -148,6 +173,8 @@ class NeuralMechanism:
         return cls(theta0, graphdef, num_bids, horizon, width, schedule)
 
     def init_theta(self, key=None):
+        """The initial parameters that :meth:`create` built (``key`` is ignored: the key given to
+        :meth:`create` fixed them)."""
         return self.theta0
 
     def outputs(self, h, nu, r, theta):

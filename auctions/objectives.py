@@ -80,6 +80,7 @@ class Mix:
 
 
 OBJECTIVES = ("revenue", "efficiency", "mix")
+"""The objective names :func:`make_objective` accepts."""
 
 
 def make_objective(name: str = "revenue", weight: float = 0.5):

@@ -64,6 +64,7 @@ __all__ = [
 ]
 
 SETTINGS = ("A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10")
+"""The names of the reference settings :func:`make` builds (the table above)."""
 
 
 @dataclass

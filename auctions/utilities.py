@@ -24,11 +24,20 @@ from flax import struct
 __all__ = ["Utility", "UTILITY_KINDS"]
 
 UTILITY_KINDS = ("linear", "risk_averse", "risk_seeking", "hyperbolic")
+"""The utility kinds :meth:`Utility.create` accepts."""
 
 
 @struct.dataclass
 class Utility:
-    """Utility ``u_h(s, p)`` of a winner (see module docstring); build with :meth:`create`."""
+    """Utility ``u_h(s, p)`` of a winner with value ``s`` paying ``p`` in round ``h`` (a loser
+    gets 0)::
+
+        linear          u = s - p
+        risk_averse     u = (1 - exp(-beta (s - p))) / beta
+        risk_seeking    u = (exp(beta (s - p)) - 1) / beta
+        hyperbolic      u = (s - p) / (1 + lam h)
+
+    Build it with :meth:`create`."""
 
     beta: jnp.ndarray
     lam: jnp.ndarray
@@ -36,6 +45,8 @@ class Utility:
 
     @classmethod
     def create(cls, kind: str = "linear", *, beta: float = 1.0, lam: float = 1.0) -> Utility:
+        """The utility ``kind`` (one of :data:`UTILITY_KINDS`) with risk parameter ``beta > 0`` and
+        discount ``lam >= 0``; ``ValueError`` naming the argument otherwise."""
         if kind not in UTILITY_KINDS:
             raise ValueError(f"kind must be one of {UTILITY_KINDS}, got {kind!r}")
         if not (np.isfinite(beta) and beta > 0):

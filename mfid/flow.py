@@ -52,7 +52,10 @@ def population_flow(game: MeanFieldGame, policy, theta) -> jnp.ndarray:
 
     Example::
 
-        L = population_flow(game, jnp.full((H, S, A), 1 / A), theta)
+        import jax.numpy as jnp
+        from mfid import BeachBar, population_flow
+        game = BeachBar.create(num_states=6, horizon=3)      # H, S, A = 3, 6, 3
+        L = population_flow(game, jnp.full((3, 6, 3), 1 / 3), None)
         assert jnp.allclose(L.sum((1, 2)), 1.0)
     """
     return rollout(game, policy, theta)[0]

@@ -75,6 +75,7 @@ class MeanFieldGame(abc.ABC):
 
     @property
     def num_states(self) -> int:
+        """Number of states ``S`` (the length of ``mu0``)."""
         return int(self.mu0.shape[-1])
 
     @property
@@ -230,6 +231,13 @@ class PMFG(MeanFieldGame):
         num_actions: int | None = None,
         action_mask=None,
     ):
+        """A validated PMFG. ``mu0 (S,)``: the initial distribution. ``transition``: ``P[s, a, s']``
+        of shape ``(S, A, S)`` or ``(H, S, A, S)``, or a callable ``(h, L, theta) -> (S, A, S)``.
+        ``reward``: ``R[s, a]`` of shape ``(S, A)`` or ``(H, S, A)``, or a callable
+        ``(h, L, theta) -> (S, A)``. ``num_actions``: ``A``, required when both are callables.
+        ``action_mask``: ``None`` or a boolean ``(S, A)`` array of allowed actions. ``ValueError``
+        for a ``mu0`` that is not a distribution, a kernel row that does not sum to 1, shapes that
+        disagree, a non-finite reward or a state without an allowed action."""
         if not isinstance(horizon, (int, np.integer)) or horizon <= 0:
             raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
         mu0 = jnp.asarray(mu0)

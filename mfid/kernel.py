@@ -24,7 +24,13 @@ __all__ = ["DenseKernel", "Kernel"]
 
 
 class Kernel(abc.ABC):
-    """Interface of a one-round transition kernel (see module docstring)."""
+    """Interface of a one-round transition kernel ``P(s' | s, a)``, in three views::
+
+        push(L)  -> mu'(s')  = sum_{s,a} L(s, a) P(s'|s, a)     L (S, A) -> (S,)
+        pull(V)  -> (P V)(s, a) = sum_{s'} P(s'|s, a) V(s')    V (S,) -> (S, A)
+        dense()  -> P                                         (S, A, S)
+
+    Structured kernels implement ``push``/``pull`` without forming ``P``."""
 
     @abc.abstractmethod
     def push(self, L):

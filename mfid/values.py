@@ -155,7 +155,10 @@ def exploitability(game: MeanFieldGame, policy, theta, tau=0.0):
 
     Example::
 
-        e = exploitability(game, jnp.full((H, S, A), 1 / A), theta, tau=0.1)
+        import jax.numpy as jnp
+        from mfid import BeachBar, exploitability
+        game = BeachBar.create(num_states=6, horizon=3)      # H, S, A = 3, 6, 3
+        e = exploitability(game, jnp.full((3, 6, 3), 1 / 3), None, tau=0.1)   # the uniform policy
     """
     _, dyn = rollout(game, policy, theta)
     return _exploitability_from(game, dyn, policy, tau)

@@ -39,14 +39,22 @@ __all__ = ["AbstractEstimator", "Anneal", "ESTIMATORS", "Exact", "TwoPoint", "as
 
 
 class AbstractEstimator(abc.ABC):
-    """A design-step estimator (see the module docstring)."""
+    """A design-step estimator: from the loss ``f(theta)`` (``-G_T(theta)`` when maximising) it
+    computes the new ``theta`` (:meth:`update`)::
+
+        Exact      theta <- optimizer(d f / d theta)                        (through the adjoint)
+        TwoPoint   theta <- optimizer(D / (2u) (f(theta + u z) - f(theta - u z)) z), |z| = 1
+        Anneal     theta <- argmin {f(theta), f(theta + sigma n), f(theta - sigma n)}
+    """
 
     uses_gradient: ClassVar[bool] = False
     uses_optimizer: ClassVar[bool] = True
 
     @property
     @abc.abstractmethod
-    def evaluations_per_step(self) -> int: ...
+    def evaluations_per_step(self) -> int:
+        """Objective evaluations of one step, the evaluation at the current ``theta`` included
+        (an exact gradient counts as one)."""
 
     @abc.abstractmethod
     def update(self, loss, theta, loss_value, loss_grad, key, optimizer, opt_state):
@@ -69,6 +77,7 @@ class Exact(AbstractEstimator):
 
     @property
     def name(self) -> str:
+        """The adjoint's CLI name (``"amid"``, ``"unrolled"``, ...)."""
         return self.adjoint.name
 
     def update(self, loss, theta, loss_value, loss_grad, key, optimizer, opt_state):

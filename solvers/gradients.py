@@ -84,10 +84,12 @@ class GradientAux:
 
     @property
     def status_name(self) -> str:
+        """The RESULTS name of ``status`` (``"successful"``, ``"omd_not_converged"``, ...)."""
         return RESULTS.name(self.status)
 
     @property
     def message(self) -> str:
+        """The RESULTS message of ``status``: what happened, in a sentence."""
         return RESULTS.message(self.status)
 
 

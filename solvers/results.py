@@ -101,6 +101,9 @@ class _Results:
 
 
 RESULTS = _Results()
+"""The status codes of every solver and designer: ``RESULTS.successful``, ``max_iterations``,
+``nonfinite``, ``diverged``, ... (a :class:`Result` each, with ``code``, ``name`` and
+``message``); ``RESULTS.name(code)``, ``RESULTS.message(code)``, ``RESULTS.is_ok(code)``."""
 
 
 def raise_for_status(code, context: str = "", *, allow_max_iterations: bool = True) -> None:

@@ -28,3 +28,4 @@ def test_api_reference_builds(tmp_path):
         missing = [n for n in pkg.__all__ if n != "__version__" and f'id="{n}"' not in page]
         assert not missing, f"{pkg.__name__}: not in the reference: {missing}"
     assert 'id="NeuralMechanism.create"' in pages["auctions.html"]
+    assert "close to first price" in pages["auctions.html"]  # NeuralMechanism.create's docstring

@@ -105,7 +105,14 @@ class ShiftKernel(Kernel):
 
 @struct.dataclass
 class BeachBar(MeanFieldGame):
-    """Beach-bar PMFG; build it with :meth:`BeachBar.create` (validates the parameters)."""
+    """Beach-bar PMFG: ``K`` spots on a line, a bar at spot ``bar``; actions move ``-1, 0, +1``,
+    then the agent slips one more step with probability ``1 - p_still``. Reward of round ``h``::
+
+        r_h(s, a) = - |s - bar| / K - |a| / K - crowd * log mu_h(s) - price(s)
+        price(s)  = p_max sigmoid(theta_s)          (theta=None: no price)
+
+    with ``mu_h(s) = sum_a L_h(s, a)``. Build it with :meth:`BeachBar.create` (validates the
+    parameters)."""
 
     mu0: jnp.ndarray
     p_still: jnp.ndarray
@@ -129,6 +136,11 @@ class BeachBar(MeanFieldGame):
         torus: bool = False,
         mu0=None,
     ) -> BeachBar:
+        """``num_states`` spots ``K >= 2`` and ``horizon`` rounds ``H``; the bar at spot ``bar``
+        (default ``K // 2``); ``p_still`` the probability of no slip; ``crowd`` the weight of
+        ``-log mu_h(s)``; ``p_max`` the largest price; ``torus`` wraps the line around; ``mu0 (K,)``
+        the initial distribution (default uniform). ``ValueError`` naming the argument when one is
+        out of range."""
         num_states = check_count(num_states, "num_states", 2)
         horizon = check_count(horizon, "horizon")
         bar = num_states // 2 if bar is None else check_count(bar, "bar", 0)
