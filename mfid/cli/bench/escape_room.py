@@ -54,6 +54,7 @@ def run_bench_escape_room(args) -> int:
     import jax
 
     from mfid.checks import check_count
+    from mfid.cli.flags import counts
     from mfid.games.escape_room import EscapeRoom, sample_episodes
     from mfid.report.common import stamp, write_json
     from solvers.finite_design import init_state, train_chunk
@@ -63,7 +64,7 @@ def run_bench_escape_room(args) -> int:
     for name in ("episodes", "batch", "seeds", "chunk", "repeats"):
         check_count(getattr(args, name), f"--{name}")
     try:
-        ns = [check_count(int(v), "--ns", minimum=2) for v in str(args.ns).split(",") if v.strip()]
+        ns = [check_count(v, "--ns", minimum=2) for v in counts(args.ns, "--ns")]
     except ValueError:
         raise ValueError(f"--ns must be a comma list of integers >= 2, got {args.ns!r}") from None
     agents = AgentConfig(batch=args.batch)

@@ -1,4 +1,4 @@
-"""``mfid design escape-room``: incentive designers of Escape Room ER(n, m) (SPEC 6.1 and 7).
+"""``mfid design escape-room``: incentive designers of Escape Room ER(n, m).
 
 Three studies (``--study``):
 
