@@ -1,4 +1,5 @@
-"""Win probability against brute-force finite-N tie-breaking, conventions and gradients."""
+"""Win probability against brute-force finite-N tie-breaking and the finite-N auction's own
+allocation, conventions and gradients."""
 
 import itertools
 from fractions import Fraction
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from auctions import allocated_mass, win_probability
+from auctions.simulate import allocate
 
 
 def brute_force_win(counts, items):
@@ -25,7 +27,8 @@ def brute_force_win(counts, items):
 
 
 @pytest.mark.parametrize(
-    "counts,items", [((2, 3, 1, 0), 2), ((1, 2, 2, 1), 4), ((0, 3, 2, 2), 1), ((2, 0, 3, 1), 6)]
+    "counts,items",
+    [((2, 3, 1, 0), 2), ((1, 2, 2, 1), 4), ((0, 3, 2, 2), 1), ((2, 0, 3, 1), 6), ((2, 1, 2), 2)],
 )
 def test_matches_finite_n_enumeration(counts, items):
     N = 7  # one agent of the 7 is inactive when sum(counts) = 6: nu is a sub-probability
@@ -39,26 +42,31 @@ def test_matches_finite_n_enumeration(counts, items):
 
 @pytest.mark.parametrize("N", [10, 40, 160, 640])
 def test_large_n_limit_with_floor(N):
-    """``floor(alpha N)`` items among ``N nu`` agents per level: the finite-N win probability
-    (closed form of the enumerated tie-break) approaches the mean-field one like ``1 / N``."""
+    """``floor(alpha N)`` items among ``round(N nu)`` agents per level, allocated by the finite-N
+    auction (:func:`auctions.simulate.allocate`: agents in random order, random tie keys): the
+    per-level win frequency approaches the mean-field win probability like ``1 / N``, and every
+    bidder tied at the threshold wins equally often."""
     nu = np.array([0.1, 0.25, 0.15, 0.3, 0.2])
     alpha = 0.43
     counts = np.round(nu * N).astype(int)
     items = int(np.floor(alpha * N))
-    above = np.cumsum(counts[::-1])[::-1] - counts
-    finite = np.clip((items - above) / counts, 0, 1)
+    bids = np.random.default_rng(N).permutation(np.repeat(np.arange(nu.size), counts))
+    reps = 64
+    keys = jax.random.bits(jax.random.key(N), (reps, bids.size), jnp.uint32)
+    active = jnp.ones(bids.size, bool)
+    run = jax.jit(jax.vmap(lambda k: allocate(jnp.asarray(bids), active, items, k, nu.size, 8)[0]))
+    won = np.asarray(run(keys))
+    assert np.all(won.sum(1) == items)
+    freq = np.array([won[:, bids == b].mean() for b in range(nu.size)])
     mf = np.asarray(win_probability(jnp.asarray(nu), alpha))
-    assert np.max(np.abs(finite - mf)) <= 1.0 / (N * nu.min()) + 1e-12
+    assert np.max(np.abs(freq - mf)) <= 1.0 / (N * nu.min()) + 1e-12
     if N == 640:
-        assert np.max(np.abs(finite - mf)) < 0.02
-
-
-def test_brute_force_closed_form_agree_small():
-    counts, items = (2, 1, 2), 2
-    above = np.array([3, 2, 0])
-    closed = np.clip((items - above) / np.array(counts), 0, 1)
-    exact = [float(x) for x in brute_force_win(counts, items)]
-    np.testing.assert_allclose(closed, exact)
+        assert np.max(np.abs(freq - mf)) < 0.02
+    # the threshold level: each tied bidder's own win frequency over the replicates is k / c
+    tie = int(np.flatnonzero((freq > 0) & (freq < 1))[0])
+    per_agent = won[:, bids == tie].mean(0)
+    p = freq[tie]
+    assert np.all(np.abs(per_agent - p) < 5 * np.sqrt(p * (1 - p) / reps))
 
 
 def test_zero_mass_conventions():
