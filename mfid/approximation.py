@@ -22,6 +22,13 @@ errors, the weights and the fit). The same fit is made for ``rmse_N`` (delta-met
 given. A smooth functional of the empirical measure has bias ``O(1/N)`` (``beta = -1``) and
 fluctuation ``O(1/sqrt N)`` (RMSE ``beta = -1/2``).
 
+:func:`adaptive_gap_study` draws the replicates in batches instead of a fixed ``R``
+(:func:`next_batch`): at every ``N`` until the gap is resolved (``|bias_N| > sigma stderr_N``,
+``sigma = 3``), or ``stderr_N`` reaches a target, or a cap; each row records why it stopped, an
+unresolved row the bound ``|E G_N - g| < |bias_N| + 2 stderr_N``, and the bias exponent is then
+fitted on the resolved rows only. Its state (the replicates per ``N``) can be saved after every
+batch and passed back to resume an interrupted study to the same result.
+
 Example::
 
     import jax, jax.numpy as jnp

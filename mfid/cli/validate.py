@@ -381,7 +381,7 @@ def plot_study(study, path: Path, title: str | None = None) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("N")
-    ax.set_ylabel(r"$G_N - g$ (per-capita objective)")
+    ax.set_ylabel(r"error of $G_N$: bias $|E\,G_N - g|$, RMSE")
     ax.set_title(title or f"{study.setting}: G_N vs mean field g = {study.mean_field:.6g}",
                  fontsize=10)  # fmt: skip
     ax.legend(fontsize=7.5)
