@@ -450,9 +450,15 @@ def adaptive_gap_study(
     saves ``state`` in ``on_batch(n, entry, state)`` can resume an interrupted study and get the
     same result. Example::
 
-        study = adaptive_gap_study(sampler, g, [10, 100, 1000], jax.random.key(0), batch=16,
-                                   max_reps=1024, target_se=1e-4)
-        [(r.n, r.reps, r.stop) for r in study.rows]
+        import jax, jax.numpy as jnp
+        from mfid import BeachBar
+        from mfid.approximation import adaptive_gap_study, game_sampler
+        game = BeachBar.create(num_states=10, horizon=5)
+        sampler, g, eps = game_sampler(game, jnp.full((5, 10, 3), 1 / 3), None)
+        state = {}
+        study = adaptive_gap_study(sampler, g, [10, 100], jax.random.key(0), batch=8,
+                                   max_reps=64, target_se=1e-3 * abs(g), state=state)
+        [(r.n, r.reps, r.stop) for r in study.rows]   # e.g. [(10, 8, 'resolved'), ...]
     """
     ns = check_ns(ns)
     batch = check_count(batch, "batch", minimum=2)
