@@ -101,37 +101,71 @@ def test_single_minded_identity_and_inactive_absorbing():
     np.testing.assert_allclose(w, np.eye(K + 1))
 
 
+def _numpy_rounds(game, theta, pi):
+    """An independent numpy forward pass of the batched auction: per round the flow
+    ``L_h = mu_h pi_h``, the active bids ``nu_h``, the mechanism's ``(alpha_h, pay_h)`` at them,
+    the mass sold per bid level (the ``alpha_h`` highest bids, a fractional tie at the threshold),
+    then winners -> ⊥, losers keep their value, the value kernel (drift ``W``, re-entry ``rho``
+    from ⊥ to ``regen``) and ``r_{h+1} = max(r_h - sold_h, 0)``."""
+    vk = game.value_kernel
+    W = np.eye(K) if vk.W is None else np.asarray(vk.W)
+    rho, regen = float(vk.rho), np.asarray(vk.regen)
+    mu, r = np.asarray(game.mu0), float(game.alpha_max)
+    out = {name: [] for name in ("L", "nu", "alpha", "pay", "sold", "remaining")}
+    for h in range(H):
+        L = mu[:, None] * np.asarray(pi[h])
+        nu = L[:K].sum(0)
+        alpha, pay = game.mechanism(h, jnp.asarray(nu), jnp.asarray(r), theta)
+        alpha = min(max(float(alpha), 0.0), r)
+        above = np.append(np.cumsum(nu[::-1])[::-1][1:], 0.0)
+        sold = np.minimum(np.maximum(alpha - above, 0.0), nu)
+        won = L[:K] * (sold / nu)[None, :]  # nu > 0 at every level (softmax policies)
+        b = L[K].sum() + won.sum()
+        mu = np.append((L[:K] - won).sum(1) @ W + rho * b * regen, (1.0 - rho) * b)
+        for name, x in (("L", L), ("nu", nu), ("alpha", alpha), ("pay", np.asarray(pay)),
+                        ("sold", sold), ("remaining", r)):  # fmt: skip
+            out[name].append(x)
+        r = max(r - sold.sum(), 0.0)
+    return {name: np.array(x) for name, x in out.items()}
+
+
 def test_supply_bookkeeping_and_payments():
     key = jax.random.key(2)
     mechs = mechanisms(key)
     cases = [(m, a, (0.0, None)) for m in mechs for a in (0.3, 0.7, 1.4)]
     cases += [(m, a, (0.5, 0.2)) for m in (mechs[0], mechs[-1]) for a in (0.3, 1.4)]
     for i, ((mech, theta), alpha_max, (rho, sigma)) in enumerate(cases):
-        if True:
-            game = make_game(mech, alpha_max, rho, sigma)
-            pi = random_policy(jax.random.fold_in(key, i))
-            L, dyn = _rollout(game, pi, theta)
-            info = dyn.info
-            # the replay from (theta, L) reproduces the rollout's per-round quantities
-            rep = _rounds(game, theta, L)
-            np.testing.assert_allclose(rep.sold, info.sold, atol=1e-15)
-            nu, alpha, r = info.nu, info.alpha, info.remaining
-            sold = jnp.sum(nu * info.p_win, -1)
-            assert np.all(np.asarray(alpha) <= np.asarray(r) + 1e-15)
-            assert np.all(np.asarray(sold) <= np.asarray(r) + 1e-15)
-            assert float(jnp.sum(sold)) <= alpha_max + 1e-12
-            np.testing.assert_allclose(r[0], alpha_max)
-            np.testing.assert_allclose(
-                r[1:], jnp.maximum(alpha_max - jnp.cumsum(sold)[:-1], 0), atol=1e-14
-            )
-            demand = nu.sum(-1)
-            binding = demand > alpha
-            np.testing.assert_allclose(sold[binding], alpha[binding], rtol=1e-12, atol=1e-16)
-            np.testing.assert_allclose(sold[~binding], demand[~binding], rtol=1e-12)
-            bids = bid_grid(M)
-            pay = np.asarray(info.payment)
-            assert np.all(pay <= np.asarray(bids) + 1e-15) and np.all(pay >= -1e-15)
-            np.testing.assert_allclose(L.sum((1, 2)), 1.0, atol=1e-12)
+        game = make_game(mech, alpha_max, rho, sigma)
+        pi = random_policy(jax.random.fold_in(key, i))
+        L, dyn = _rollout(game, pi, theta)
+        info = dyn.info
+        ref = _numpy_rounds(game, theta, pi)
+        np.testing.assert_allclose(L, ref["L"], atol=1e-14)
+        np.testing.assert_allclose(info.nu, ref["nu"], atol=1e-14)
+        np.testing.assert_allclose(info.alpha, ref["alpha"], atol=1e-14)
+        np.testing.assert_allclose(info.remaining, ref["remaining"], atol=1e-14)
+        np.testing.assert_allclose(info.payment, ref["pay"], atol=1e-14)
+        # the mass sold per level: win probability x demand, the division-free threshold
+        # allocation and the numpy recursion agree; the total is what the rollout reports
+        sold = info.nu * info.p_win
+        np.testing.assert_allclose(sold, ref["sold"], atol=1e-14)
+        np.testing.assert_allclose(jax.vmap(allocated_mass)(info.nu, info.alpha), ref["sold"],
+                                   atol=1e-14)  # fmt: skip
+        np.testing.assert_allclose(info.sold, ref["sold"].sum(1), atol=1e-14)
+        # the replay from (theta, L) reproduces the rollout's per-round quantities
+        np.testing.assert_allclose(_rounds(game, theta, L).sold, info.sold, atol=1e-15)
+        # supply: never more offered or sold than remains, nothing beyond alpha_max in total;
+        # all that is offered sells while demand exceeds it, else the whole demand sells
+        alpha, r, total = ref["alpha"], ref["remaining"], ref["sold"].sum(1)
+        assert np.all(alpha <= r + 1e-15) and np.all(total <= r + 1e-15)
+        assert total.sum() <= alpha_max + 1e-12
+        demand = ref["nu"].sum(1)
+        binding = demand > alpha
+        np.testing.assert_allclose(total[binding], alpha[binding], rtol=1e-12, atol=1e-16)
+        np.testing.assert_allclose(total[~binding], demand[~binding], rtol=1e-12)
+        pay = ref["pay"]
+        assert np.all(pay <= np.asarray(bid_grid(M)) + 1e-15) and np.all(pay >= -1e-15)
+        np.testing.assert_allclose(L.sum((1, 2)), 1.0, atol=1e-12)
 
 
 def test_neural_payment_rule_monotone_and_below_bid():
