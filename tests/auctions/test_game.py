@@ -169,12 +169,22 @@ def test_supply_bookkeeping_and_payments():
 
 
 def test_neural_payment_rule_monotone_and_below_bid():
+    """``pay(b_k) = sum_{j <= k} (b_j - b_{j-1}) sigmoid(o_j)`` and ``alpha = r sigmoid(o_alpha +
+    beta_h)`` against a numpy cumulative sum of the network's raw outputs, plus the invariants."""
     key = jax.random.key(5)
     mech = NeuralMechanism.create(M, H, width=16, key=key, out_scale=3.0, pay_bias=0.0)
     theta = mech.init_theta()
+    bids = np.arange(M) / M
+    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
     for h in range(H):
         nu = jax.random.dirichlet(jax.random.fold_in(key, h), jnp.ones(M)) * 0.8
         alpha, pay = mech(h, nu, 0.6, theta)
+        o_alpha, o = (np.asarray(x) for x in mech.outputs(h, nu, 0.6, theta))
+        np.testing.assert_allclose(pay, np.cumsum(np.diff(bids, prepend=0.0) * sigmoid(o)),
+                                   rtol=1e-13, atol=1e-16)  # fmt: skip
+        frac = min(1.0 / (H - h), 0.95)
+        beta = np.log(frac / (1.0 - frac))
+        np.testing.assert_allclose(alpha, 0.6 * sigmoid(o_alpha + beta), rtol=1e-13)
         assert 0 <= float(alpha) <= 0.6
         assert np.all(np.diff(np.asarray(pay)) >= -1e-15)
         assert np.all(np.asarray(pay) <= np.asarray(bid_grid(M)) + 1e-15)
