@@ -1,16 +1,59 @@
-"""CLI plumbing: design commands pin the process to one core unless --all-cores is given."""
+"""CLI behaviour and plumbing: ``mfid design beach-bar`` writes its report, figures and the
+command that regenerates them; design commands pin the process to one core unless --all-cores
+is given."""
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 
 import pytest
 
-from mfid.cli import build_parser
+from mfid.cli import build_parser, main
 
-pytestmark = pytest.mark.skipif(
+_linux_only = pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux-only"
 )
+
+
+def test_design_beach_bar_writes_report_figures_and_the_regenerating_command(tmp_path):
+    from matplotlib.image import imread
+
+    out = tmp_path / "bb"
+    argv = ["design", "beach-bar", "--steps", "3", "--num-states", "10", "--horizon", "5"]
+    argv += ["--iters", "150", "--val-iters", "400", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    stamp = {"command", "versions", "git_commit", "machine", "date"}
+    results = {"game", "objective", "settings", "objective_before", "objective_after",
+               "exploitability_before", "exploitability_after", "status_before", "status_after",
+               "objective_lower_bound_uniform_crowd", "status", "evaluations", "seconds",
+               "prices", "theta", "trace", "figures"}  # fmt: skip
+    assert stamp | results <= set(report)
+    assert report["game"]["num_states"] == 10 and report["game"]["horizon"] == 5
+    assert report["settings"] == {"method": "amid", "steps": 3, "tau": 0.1, "eta": 0.3,
+                                  "iters": 150, "val_iters": 400, "learning_rate": 0.2,
+                                  "warm_start": True, "seed": 0}  # fmt: skip
+    assert set(report["trace"]) == {"objective", "exploitability", "evaluations"}
+    assert all(len(v) == 3 for v in report["trace"].values())
+    assert report["objective_after"] < report["objective_before"]
+    assert report["exploitability_after"] < 0.02
+    assert len(report["prices"]) == 10 and all(0.0 <= p <= 1.0 for p in report["prices"])
+    # the recorded command parses back to the arguments of this run (the progress bar aside)
+    words = shlex.split(report["command"])
+    assert words[:3] == ["mfid", "design", "beach-bar"]
+    parser = build_parser()
+    again, want = vars(parser.parse_args(words[1:])), vars(parser.parse_args(argv))
+    assert again.pop("no_progress") is False and want.pop("no_progress") is True
+    assert again == want
+    # the figures it names are the files it wrote, each a non-blank RGB(A) image
+    assert report["figures"] == ["flow_before_after.png", "prices.png", "objective.png"]
+    assert {"report.json", *report["figures"]} <= {p.name for p in out.iterdir()}
+    for name in report["figures"]:
+        img = imread(out / name)
+        assert img.ndim == 3 and img.shape[2] in (3, 4) and img.shape[0] > 100 and img.std() > 0
+    assert main(["design", "beach-bar", "--steps", "0", "--out", str(out)]) == 2
 
 
 def test_design_commands_ask_for_one_core_and_others_do_not():
@@ -22,6 +65,7 @@ def test_design_commands_ask_for_one_core_and_others_do_not():
     assert parser.parse_args(["--all-cores", "design", "auction"]).all_cores is True
 
 
+@_linux_only
 def test_pin_to_one_core_restricts_the_process_to_its_first_allowed_core():
     code = (
         "import os; from mfid.cli import pin_to_one_core; before = os.sched_getaffinity(0); "

@@ -190,25 +190,6 @@ def test_bad_arguments_raise(kwargs, match):
         design(game(), congestion_objective, theta0, **args)
 
 
-def test_cli_design_beach_bar_writes_report_and_figures(tmp_path):
-    import json
-
-    from mfid.cli import main
-
-    out = tmp_path / "bb"
-    argv = ["design", "beach-bar", "--steps", "3", "--num-states", "10", "--horizon", "5"]
-    argv += ["--iters", "150", "--val-iters", "400", "--out", str(out), "--no-progress"]
-    assert main(argv) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["objective_after"] < report["objective_before"]
-    assert report["exploitability_after"] < 0.02
-    assert len(report["trace"]["objective"]) == 3 and len(report["prices"]) == 10
-    assert all(0.0 <= p <= 1.0 for p in report["prices"])
-    for name in report["figures"]:
-        assert (out / name).stat().st_size > 1000
-    assert main(["design", "beach-bar", "--steps", "0", "--out", str(out)]) == 2
-
-
 def test_keep_best_returns_the_best_evaluated_iterate():
     from solvers import design_objective
 
