@@ -34,6 +34,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from mfid.tree import safe_log
+
 __all__ = ["posted_price_bound", "myerson_bound", "entropy_slack", "max_entropy_slack"]
 
 
@@ -85,8 +87,7 @@ def entropy_slack(L, tau) -> jnp.ndarray:
     ``pi_h(a|s) = L_h(s, a) / mu_h(s)`` (states with ``mu_h(s) = 0`` contribute 0)."""
     mu = jnp.sum(L, axis=-1, keepdims=True)
     pi = jnp.where(mu > 0, L / jnp.where(mu > 0, mu, 1.0), 0.0)
-    logpi = jnp.log(jnp.where(pi > 0, pi, 1.0))
-    return -tau * jnp.sum(L * logpi)
+    return -tau * jnp.sum(L * safe_log(pi))
 
 
 def max_entropy_slack(tau: float, horizon: int, num_bids: int) -> float:

@@ -59,6 +59,11 @@ def eligibility(bids, price):
     return jnp.clip((bids - price) * M + 1.0, 0.0, 1.0)
 
 
+def _eligible_demand(nu, bids, price):
+    """``D_h = sum_b nu_h(b) e(b)``: the bid mass eligible at ``price`` (:func:`eligibility`)."""
+    return jnp.sum(nu * eligibility(bids, price))
+
+
 def _even_schedule(h, r, horizon: int):
     return r / (horizon - h)
 
@@ -108,7 +113,7 @@ class FirstPriceReserve:
 
     def __call__(self, h, nu, r, theta):
         bids = bid_grid(self.num_bids, nu.dtype)
-        demand = jnp.sum(nu * eligibility(bids, theta["reserve"]))
+        demand = _eligible_demand(nu, bids, theta["reserve"])
         return jnp.minimum(_even_schedule(h, r, self.horizon), demand), bids
 
 
@@ -138,7 +143,7 @@ class PostedPrice:
     def __call__(self, h, nu, r, theta):
         bids = bid_grid(self.num_bids, nu.dtype)
         price = theta["price"]
-        demand = jnp.sum(nu * eligibility(bids, price))
+        demand = _eligible_demand(nu, bids, price)
         return jnp.minimum(r, demand), jnp.minimum(price, bids)
 
 

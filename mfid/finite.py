@@ -51,8 +51,9 @@ import numpy as np
 from flax import struct
 from jax import lax
 
-from mfid.checks import check_count, check_policy, check_stochastic, check_theta, is_concrete
+from mfid.checks import check_count, check_policy, check_theta
 from mfid.game import MeanFieldGame
+from mfid.tree import safe_log
 
 __all__ = [
     "FiniteSample",
@@ -154,12 +155,40 @@ def _one_replicate(game, policy, policy0, logpi, logpi0, theta, key, n: int):
 
 @partial(jax.jit, static_argnames=("n", "reps", "batch"))
 def _simulate(game, policy, policy0, theta, key, n: int, reps: int, batch: int):
-    logpi = jnp.log(jnp.where(policy > 0, policy, 1.0))
-    logpi0 = jnp.log(jnp.where(policy0 > 0, policy0, 1.0))
+    logpi = safe_log(policy)
+    logpi0 = safe_log(policy0)
     keys = jax.random.split(key, reps)
     fn = lambda k: _one_replicate(game, policy, policy0, logpi, logpi0, theta, k, n)  # noqa: E731
     L, v, lp, v0, lp0 = lax.map(fn, keys, batch_size=batch)
     return FiniteSample(L, v, lp, v0, lp0)
+
+
+def _policy_shape(game: MeanFieldGame) -> tuple[int, int, int]:
+    return (game.horizon, game.num_states, game.num_actions)
+
+
+def _checked_sampling_args(game: MeanFieldGame, policy, theta, n, reps, batch_elems):
+    """The validated ``(n, reps, batch_elems, policy)`` every finite-N sampler starts from
+    (``ValueError`` naming the argument otherwise); ``theta`` is checked too."""
+    n = check_count(n, "n")
+    reps = check_count(reps, "reps")
+    batch_elems = check_count(batch_elems, "batch_elems")
+    policy = check_policy(policy, _policy_shape(game), "policy")
+    check_theta(theta)
+    return n, reps, batch_elems, policy
+
+
+def _checked_deviator(game: MeanFieldGame, deviator, policy):
+    """Agent 0's ``deviator`` policy, validated and cast to ``policy``'s dtype."""
+    return check_policy(deviator, _policy_shape(game), "deviator").astype(policy.dtype)
+
+
+def _mean_field_best_response(game: MeanFieldGame, policy, theta, tau):
+    """The default deviator: the mean-field best response ``softmax(q*/tau)`` to
+    ``Lambda(policy)``."""
+    from mfid.values import best_response
+
+    return best_response(game, policy, theta, jnp.asarray(tau, policy.dtype))
 
 
 def simulate(
@@ -179,14 +208,8 @@ def simulate(
     ``(H, S, A)`` policy for agent 0, is given). ``key`` is a ``jax.random`` key. Compiled once
     per ``(n, reps, shapes)``.
     """
-    n = check_count(n, "n")
-    reps = check_count(reps, "reps")
-    batch_elems = check_count(batch_elems, "batch_elems")
-    shape = (game.horizon, game.num_states, game.num_actions)
-    policy = check_policy(policy, shape, "policy")
-    policy0 = policy if deviator is None else check_policy(deviator, shape, "deviator")
-    policy0 = policy0.astype(policy.dtype)
-    check_theta(theta)
+    n, reps, batch_elems, policy = _checked_sampling_args(game, policy, theta, n, reps, batch_elems)
+    policy0 = policy if deviator is None else _checked_deviator(game, deviator, policy)
     batch = replicate_batch(n, reps, batch_elems)
     return _simulate(game, policy, policy0, theta, key, n, reps, batch)
 
@@ -215,12 +238,9 @@ def deviation_gain(
     conforming run (everyone plays ``policy``), which also gives ``G_N``. ``d.mean()`` estimates ``eps_N``, the N-player counterpart of the
     mean-field exploitability; its standard error is ``d.std(ddof=1) / sqrt(reps)``.
     """
-    from mfid.values import best_response
-
     if deviator is None:
-        shape = (game.horizon, game.num_states, game.num_actions)
-        pol = check_policy(policy, shape, "policy")
-        deviator = best_response(game, pol, theta, jnp.asarray(tau, pol.dtype))
+        pol = check_policy(policy, _policy_shape(game), "policy")
+        deviator = _mean_field_best_response(game, pol, theta, tau)
     conform = simulate(game, policy, theta, n, reps, key, batch_elems=batch_elems)
     dev = simulate(game, policy, theta, n, reps, key, deviator=deviator, batch_elems=batch_elems)
     return dev.agent0_regularised(tau) - conform.agent0_regularised(tau), conform
@@ -303,7 +323,7 @@ def _agent0_values(game, theta, counts, policies, logps, tau, n: int):
 @partial(jax.jit, static_argnames=("n", "reps", "batch"))
 def _conditional(game, policy, policy0, theta, key, tau, n: int, reps: int, batch: int):
     pols = jnp.stack([policy0, policy])
-    logps = jnp.log(jnp.where(pols > 0, pols, 1.0))
+    logps = safe_log(pols)
 
     def one(k):
         counts = _others_counts(game, policy, theta, k, n - 1)
@@ -342,17 +362,10 @@ def conditional_deviation_gain(
     ``(d (reps,), conforming value (reps,))``; ``ValueError`` for a game whose kernel depends on
     ``L`` (checked at two distributions) or that carries an aggregate.
     """
-    from mfid.values import best_response
-
-    n = check_count(n, "n")
-    reps = check_count(reps, "reps")
-    batch_elems = check_count(batch_elems, "batch_elems")
-    shape = (game.horizon, game.num_states, game.num_actions)
-    policy = check_policy(policy, shape, "policy")
-    check_theta(theta)
+    n, reps, batch_elems, policy = _checked_sampling_args(game, policy, theta, n, reps, batch_elems)
     if deviator is None:
-        deviator = best_response(game, policy, theta, jnp.asarray(tau, policy.dtype))
-    policy0 = check_policy(deviator, shape, "deviator").astype(policy.dtype)
+        deviator = _mean_field_best_response(game, policy, theta, tau)
+    policy0 = _checked_deviator(game, deviator, policy)
     _check_population_independent_kernel(game, theta, policy.dtype)
     SA = game.num_states * game.num_actions
     batch = replicate_batch(n + game.horizon * SA * SA, reps, batch_elems)

@@ -28,6 +28,7 @@ from jax import lax
 
 from mfid.flow import rollout, round_unroll
 from mfid.game import Dynamics, MeanFieldGame
+from mfid.tree import safe_log, xlogx
 
 __all__ = [
     "soft_max",
@@ -89,9 +90,7 @@ def soft_argmax(q, tau, mask=None):
 
 
 def _entropy_term(policy, log_policy):
-    if log_policy is None:
-        log_policy = jnp.log(jnp.where(policy > 0, policy, 1.0))
-    return jnp.sum(jnp.where(policy > 0, policy * log_policy, 0.0), axis=-1)
+    return jnp.sum(xlogx(policy, log_policy), axis=-1)
 
 
 def evaluate_policy(dyn: Dynamics, policy, tau, log_policy=None):
@@ -104,7 +103,7 @@ def evaluate_policy(dyn: Dynamics, policy, tau, log_policy=None):
         V = jnp.sum(pi_h * q, axis=-1) - tau * _entropy_term(pi_h, logpi_h)
         return V, (q, V)
 
-    logpi = log_policy if log_policy is not None else jnp.log(jnp.where(policy > 0, policy, 1.0))
+    logpi = log_policy if log_policy is not None else safe_log(policy)
     xs = (dyn, policy, logpi)
     unroll = round_unroll(policy.shape[0])
     _, (q, V) = lax.scan(step, jnp.zeros(S, policy.dtype), xs, reverse=True, unroll=unroll)
