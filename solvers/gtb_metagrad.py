@@ -69,6 +69,7 @@ from mfid.games.gtb import (
     plan_feasible,
     rollout_plans,
 )
+from mfid.tree import xlogx
 
 __all__ = ["GTBMetaGrad", "PGPlanner", "TaxTrainResult", "TaxTrainState", "plan_features",
            "rates_logits", "train_tax"]  # fmt: skip
@@ -172,7 +173,7 @@ class GTBMetaGrad:
         logp = jax.nn.log_softmax(logits, axis=-1)
         taken = jnp.take_along_axis(logp, records.plans[..., None], axis=-1)[..., 0]
         p = jnp.exp(logp)
-        entropy = -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
+        entropy = -jnp.sum(xlogx(p, logp), axis=-1)
         return taken, entropy
 
     def returns(self, eta, records):
@@ -186,7 +187,9 @@ class GTBMetaGrad:
         """``theta_hat(eta)``: one policy-gradient step of every agent (step (1))."""
         reward, _ = self.returns(eta, records)
         togo = jnp.cumsum(reward[:, ::-1], axis=1)[:, ::-1]
-        adv = (togo - togo.mean(0, keepdims=True)) / lax.stop_gradient(togo.std(0, keepdims=True) + 1e-6)
+        adv = (togo - togo.mean(0, keepdims=True)) / lax.stop_gradient(
+            togo.std(0, keepdims=True) + 1e-6
+        )
 
         def objective(w):
             logp, ent = self.log_probs(w, records)
