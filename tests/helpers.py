@@ -1,9 +1,12 @@
-"""Shared test helpers: finite differences, tree flattening, a no-recompile check."""
+"""Shared test helpers: finite differences, tree flattening, a no-recompile check, brute-force
+trajectory enumeration."""
 
 import contextlib
+import itertools
 import logging
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -62,3 +65,56 @@ def no_recompile(*names):
         yield
     hits = [n for n in seen if any(k in n for k in names)]
     assert not hits, f"recompiled: {hits}"
+
+
+def brute_force_flow_and_value(game, theta, pi, tau):
+    """Enumerate every trajectory ``(s_0, a_0, ..., s_{H-1}, a_{H-1})`` of a small dense-kernel
+    game in numpy. Returns ``(L, value)``: the flow ``L (H, S, A)`` of ``pi``, round by round from
+    the trajectory distribution, and ``value(pol)``, the regularised return of any policy against
+    that fixed flow (``0 log 0 = 0``, so actions a policy never plays carry no entropy);
+    ``value.q(pol, h, s, a)`` is the return of playing ``a`` in ``s`` at round ``h`` and ``pol``
+    afterwards."""
+    H, S, A = game.horizon, game.num_states, game.num_actions
+    pi = np.asarray(pi)
+    mu0 = np.asarray(game.mu0)
+    P, R, L = [], [], np.zeros((H, S, A))
+    for h in range(H):
+        for path in itertools.product(*[range(S), range(A)] * h, range(S), range(A)):
+            p = mu0[path[0]]
+            for k in range(h):
+                s, a, s2 = path[2 * k], path[2 * k + 1], path[2 * k + 2]
+                p *= pi[k, s, a] * P[k][s, a, s2]
+            L[h, path[-2], path[-1]] += p * pi[h, path[-2], path[-1]]
+        dyn = game.dynamics(h, jnp.asarray(L[h]), theta)
+        P.append(np.asarray(dyn.kernel.P))
+        R.append(np.asarray(dyn.reward))
+    paths = np.array(list(itertools.product(*[range(S), range(A)] * H)))
+    st, ac = paths[:, 0::2], paths[:, 1::2]
+    rew = sum(R[k][st[:, k], ac[:, k]] for k in range(H))
+    trans = np.prod([P[k][st[:, k], ac[:, k], st[:, k + 1]] for k in range(H - 1)], axis=0)
+    start = mu0[st[:, 0]] * trans
+
+    def safe_log(x):
+        return np.log(np.where(x > 0, x, 1.0))
+
+    def value(pol):
+        probs = np.stack([np.asarray(pol)[k, st[:, k], ac[:, k]] for k in range(H)], axis=1)
+        p = start * probs.prod(1)
+        ent = tau * safe_log(probs).sum(1)
+        return float(np.sum(p * (rew - ent)))
+
+    def q(pol, h, s, a):
+        pol = np.asarray(pol)
+        total = 0.0
+        for path in itertools.product(*[range(S), range(A)] * (H - 1 - h)):
+            p, ret, prev = 1.0, R[h][s, a], (s, a)
+            for k in range(h + 1, H):
+                s2, a2 = path[2 * (k - h - 1)], path[2 * (k - h - 1) + 1]
+                p *= P[k - 1][prev[0], prev[1], s2] * pol[k, s2, a2]
+                ret += R[k][s2, a2] - tau * safe_log(pol[k, s2, a2])
+                prev = (s2, a2)
+            total += p * ret
+        return total
+
+    value.q = q
+    return L, value

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import fd_directional, flat, random_direction, rel
+from helpers import brute_force_flow_and_value, fd_directional, flat, random_direction, rel
 from scipy.optimize import minimize, root
 
 import mfid
@@ -55,37 +55,6 @@ def _masked_policy(seed, mask=MASK):
     return jnp.asarray(pi / pi.sum(-1, keepdims=True))
 
 
-def _brute_force(game, theta, pi, tau):
-    """Enumerate every trajectory in numpy: the flow of ``pi`` and the regularised return of any
-    policy against that fixed flow (``0 log 0 = 0``, so masked actions carry no entropy)."""
-    pi = np.asarray(pi)
-    mu0 = np.asarray(game.mu0)
-    P, R, L = [], [], np.zeros((H, S, A))
-    for h in range(H):
-        for path in itertools.product(*[range(S), range(A)] * h, range(S), range(A)):
-            p = mu0[path[0]]
-            for k in range(h):
-                s, a, s2 = path[2 * k], path[2 * k + 1], path[2 * k + 2]
-                p *= pi[k, s, a] * P[k][s, a, s2]
-            L[h, path[-2], path[-1]] += p * pi[h, path[-2], path[-1]]
-        dyn = game.dynamics(h, jnp.asarray(L[h]), theta)
-        P.append(np.asarray(dyn.kernel.P))
-        R.append(np.asarray(dyn.reward))
-    paths = np.array(list(itertools.product(*[range(S), range(A)] * H)))
-    st, ac = paths[:, 0::2], paths[:, 1::2]
-    rew = sum(R[k][st[:, k], ac[:, k]] for k in range(H))
-    trans = np.prod([P[k][st[:, k], ac[:, k], st[:, k + 1]] for k in range(H - 1)], axis=0)
-    start = mu0[st[:, 0]] * trans
-
-    def value(pol):
-        probs = np.stack([np.asarray(pol)[k, st[:, k], ac[:, k]] for k in range(H)], axis=1)
-        p = start * probs.prod(1)
-        ent = tau * np.log(np.where(probs > 0, probs, 1.0)).sum(1)
-        return float(np.sum(p * (rew - ent)))
-
-    return L, value
-
-
 def _masked_softmax_np(z, mask):
     z = np.where(mask, z, -np.inf)
     e = np.exp(z - z.max(-1, keepdims=True))
@@ -96,7 +65,7 @@ def _masked_softmax_np(z, mask):
 def test_masked_values_best_response_and_exploitability_match_enumeration(tau):
     game, theta = _game()
     pi = _masked_policy(1)
-    L_bf, value = _brute_force(game, theta, pi, tau)
+    L_bf, value = brute_force_flow_and_value(game, theta, pi, tau)
     np.testing.assert_allclose(population_flow(game, pi, theta), L_bf, rtol=1e-12, atol=1e-14)
     v_pi = value(pi)
     np.testing.assert_allclose(policy_value(game, pi, theta, tau), v_pi, rtol=1e-11)
@@ -134,7 +103,7 @@ def test_single_allowed_action_has_no_entropy():
     pi = _masked_policy(3)
     tau = 0.5
     q = q_values(game, pi, theta, tau)
-    _, value = _brute_force(game, theta, pi, tau)
+    _, value = brute_force_flow_and_value(game, theta, pi, tau)
     # V_h(1) = q_h(1, 1): state 1 has one action, hence pi = 1 there and no entropy bonus
     from mfid.flow import rollout
     from mfid.values import evaluate_policy

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import brute_force_flow_and_value
 from scipy.optimize import minimize
 
 from mfid import PMFG, best_response, exploitability, policy_value, population_flow, q_values
@@ -38,63 +39,11 @@ def _random_policy(seed):
     return jnp.asarray(rng.dirichlet(np.ones(A), size=(H, S)))
 
 
-def _brute_force(game, theta, pi, tau):
-    """Enumerate every trajectory (s0, a0, ..., s_{H-1}, a_{H-1}) in numpy."""
-    pi = np.asarray(pi)
-    mu0 = np.asarray(game.mu0)
-    # 1) the flow, round by round from the trajectory distribution
-    L = np.zeros((H, S, A))
-    P, R = [], []
-    for h in range(H):
-        L_h = np.zeros((S, A))
-        for path in itertools.product(*[range(S), range(A)] * h, range(S), range(A)):
-            p = mu0[path[0]]
-            for k in range(h):
-                s, a, s2 = path[2 * k], path[2 * k + 1], path[2 * k + 2]
-                p *= pi[k, s, a] * P[k][s, a, s2]
-            p *= pi[h, path[-2], path[-1]]
-            L_h[path[-2], path[-1]] += p
-        L[h] = L_h
-        dyn = game.dynamics(h, jnp.asarray(L_h), theta)
-        P.append(np.asarray(dyn.kernel.P))
-        R.append(np.asarray(dyn.reward))
-
-    # 2) the regularised return of any policy against this fixed flow, over all S^H A^H paths
-    paths = np.array(list(itertools.product(*[range(S), range(A)] * H)))
-    st, ac = paths[:, 0::2], paths[:, 1::2]
-    rew = sum(R[k][st[:, k], ac[:, k]] for k in range(H))
-    trans = np.prod([P[k][st[:, k], ac[:, k], st[:, k + 1]] for k in range(H - 1)], axis=0)
-    start = mu0[st[:, 0]] * trans
-
-    def value(pol):
-        pol = np.asarray(pol)
-        probs = np.stack([pol[k, st[:, k], ac[:, k]] for k in range(H)], axis=1)
-        p = start * probs.prod(1)
-        ent = tau * np.log(np.where(probs > 0, probs, 1.0)).sum(1) if tau else 0.0
-        return float(np.sum(p * (rew - ent)))
-
-    def q(pol, h, s, a):
-        """Return of playing ``a`` in ``s`` at round ``h`` and ``pol`` afterwards."""
-        total = 0.0
-        for path in itertools.product(*[range(S), range(A)] * (H - 1 - h)):
-            p, ret, prev = 1.0, R[h][s, a], (s, a)
-            for k in range(h + 1, H):
-                s2, a2 = path[2 * (k - h - 1)], path[2 * (k - h - 1) + 1]
-                p *= P[k - 1][prev[0], prev[1], s2] * pol[k, s2, a2]
-                ret += R[k][s2, a2] - tau * np.log(pol[k, s2, a2])
-                prev = (s2, a2)
-            total += p * ret
-        return total
-
-    value.q = q
-    return L, value
-
-
 @pytest.mark.parametrize("tau", [0.0, 0.3])
 def test_flow_values_and_exploitability_match_enumeration(tau):
     game, theta = _game()
     pi = _random_policy(1)
-    L_bf, value = _brute_force(game, theta, pi, tau)
+    L_bf, value = brute_force_flow_and_value(game, theta, pi, tau)
     L = population_flow(game, pi, theta)
     np.testing.assert_allclose(L, L_bf, rtol=1e-12, atol=1e-14)
     v_pi = value(np.asarray(pi))
@@ -125,7 +74,7 @@ def test_q_values_match_enumeration():
     game, theta = _game(3)
     pi = _random_policy(4)
     tau = 0.2
-    _, value = _brute_force(game, theta, pi, tau)
+    _, value = brute_force_flow_and_value(game, theta, pi, tau)
     q = q_values(game, pi, theta, tau)
     for h in range(H):
         for s_ in range(S):
