@@ -8,6 +8,11 @@ figures (see :mod:`auctions.study` and :mod:`mfid.report.auction`).
 Example::
 
     python -m mfid design auction --setting A1 --steps 60 --seeds 2 --out results/A1
+
+With ``--checkpoint-dir DIR`` every method's design run is checkpointed every
+``--checkpoint-every`` steps and its finished runs kept; the same command run again resumes
+(bitwise equal to an uninterrupted run) and refuses, naming the file, a checkpoint of other
+settings or one it cannot read.
 """
 
 from __future__ import annotations
@@ -87,6 +92,13 @@ def register_design(sub) -> None:
         help="compute precision of the design steps (default %(default)s; reported numbers are "
         "always evaluated in float64, or float32 under --x32)",
     )
+    p.add_argument(
+        "--checkpoint-dir", default=None,
+        help="checkpoint every method's design run here and resume from it: rerunning the same "
+        "command continues where it stopped and does not redo finished methods",
+    )  # fmt: skip
+    p.add_argument("--checkpoint-every", type=int, default=10,
+                   help="design steps between checkpoints (default %(default)s)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(single_core=True, func=run_design_auction)
 
@@ -107,8 +119,18 @@ def run_design_auction(args) -> int:
             raise ValueError(f"--method must be a comma-separated subset of {METHODS}, got {m!r}")
     if not methods:
         raise ValueError(f"--method must name at least one of {METHODS}")
-    for name in ("steps", "seeds", "iters", "val_iters", "width", "draws", "keep", "num_values",
-                 "num_bids"):
+    for name in (
+        "steps",
+        "seeds",
+        "iters",
+        "val_iters",
+        "width",
+        "draws",
+        "keep",
+        "num_values",
+        "num_bids",
+        "checkpoint_every",
+    ):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
     for name in ("tau", "eta", "lr", "zo_lr", "val_tol", "u", "sigma"):
@@ -122,9 +144,20 @@ def run_design_auction(args) -> int:
     from mfid.cli.paths import check_output_dir
 
     out = check_output_dir(args.out or f"mfid-out/{args.setting}", "--out")
-    budget = sum(
-        args.steps if m == "amid" else max(1, args.steps // 3) for m in methods
-    )
+    ckpt = None
+    if args.checkpoint_dir is not None:
+        ckpt = check_output_dir(args.checkpoint_dir, "--checkpoint-dir")
+        inside = ckpt.resolve()
+        if inside == out.resolve() or out.resolve() in inside.parents:
+            raise ValueError(f"--checkpoint-dir {ckpt} must not lie inside --out {out} (the "
+                             "report replaces that directory)")  # fmt: skip
+    done: dict[str, int] = {}
+
+    def progress(m, k, metrics):
+        bar.update(k - done.get(m, -1), method=m, G_T=max(metrics["objective"]))
+        done[m] = k
+
+    budget = sum(args.steps if m == "amid" else max(1, args.steps // 3) for m in methods)
     with Progress(budget, f"design {args.setting}", disable=args.no_progress or None) as bar:
         result = run_revenue_design(
             args.setting,
@@ -148,7 +181,9 @@ def run_design_auction(args) -> int:
             u=args.u,
             sigma=args.sigma,
             precision=None if args.x32 else args.precision,
-            callback=lambda m, k, metrics: bar.update(method=m, G_T=max(metrics["objective"])),
+            callback=progress,
+            checkpoint_dir=ckpt,
+            checkpoint_every=args.checkpoint_every,
         )
     from mfid.cli import command_line
 
