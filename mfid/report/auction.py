@@ -182,6 +182,7 @@ def summary(result: RevenueStudy) -> dict:
         "mix_weight": meta.get("mix_weight", 0.5) if meta["objective"] == "mix" else None,
         "horizon": H,
         "capacity": float(_per_round(fp.info.remaining, H)[0]),
+        "markets": int(np.asarray(fp.info.sold).reshape(H, -1).shape[1]),
         "units": "revenue and efficiency per capita (per unit mass of bidders); offered, sold "
                  "and remaining supply in items per capita; values and bids on [0, 1)",
         "config": result.config,
@@ -265,6 +266,9 @@ def _who_wins(rounds) -> str:
         for r in rounds
     )
     if all(t == 0.0 for t in thr):
+        if partial == H:
+            return ("every bid above 0 wins in every round, and a bid of 0 only with some chance "
+                    "(the supply runs out among the zero bids)")  # fmt: skip
         text = "every bid wins in every round"
         if partial:
             text += (f", except that in {_of_rounds(partial, H)} a bid of 0 wins only with "
@@ -338,7 +342,8 @@ def _words(s: dict) -> str:
     out.append(res)
     sold = [r["sold"] for r in rounds]
     total, fp_total = sum(sold), sum(r["sold"] for r in fp_rounds)
-    does = f"**What it does** (seed {t['seed']}). Over the {H} rounds it sells {total:.3f} items per capita"
+    mixture = f"; means over its {s['markets']} markets" if s.get("markets", 1) > 1 else ""
+    does = f"**What it does** (seed {t['seed']}{mixture}). Over the {H} rounds it sells {total:.3f} items per capita"
     if cap > 0:
         does += f", {_pct(total / cap)} of the capacity of {cap:.3g} items per capita"
     does += f" (first price sells {fp_total:.3f}); per round it sells " + _series(
