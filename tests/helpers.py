@@ -1,5 +1,5 @@
 """Shared test helpers: finite differences, tree flattening, a no-recompile check, brute-force
-trajectory enumeration."""
+trajectory enumeration, a random L-dependent PMFG."""
 
 import contextlib
 import itertools
@@ -118,3 +118,30 @@ def brute_force_flow_and_value(game, theta, pi, tau):
 
     value.q = q
     return L, value
+
+
+def random_pmfg(seed=0, S=4, A=3, H=3, action_mask=None):
+    """A random PMFG whose reward and kernel both depend on ``L`` and on every leaf of
+    ``theta = {"r" (S, A), "p" (S, A), "c" ()}``; returns ``(game, theta)``."""
+    from mfid import PMFG
+
+    rng = np.random.default_rng(seed)
+    R0 = jnp.asarray(rng.normal(size=(H, S, A)))
+    Plog = jnp.asarray(rng.normal(size=(H, S, A, S)))
+
+    def reward(h, L, theta):
+        mu = L.sum(-1)
+        return R0[h] + theta["r"] - 0.5 * mu[:, None] + 0.3 * jnp.tanh(theta["c"]) * L
+
+    def transition(h, L, theta):
+        mu = L.sum(-1)
+        return jax.nn.softmax(Plog[h] + theta["p"][:, :, None] * mu[None, None, :], axis=-1)
+
+    mu0 = jnp.asarray(rng.dirichlet(np.ones(S)))
+    game = PMFG.create(mu0, H, transition, reward, num_actions=A, action_mask=action_mask)
+    theta = {
+        "r": jnp.asarray(0.3 * rng.normal(size=(S, A))),
+        "p": jnp.asarray(rng.normal(size=(S, A))),
+        "c": jnp.asarray(0.5),
+    }
+    return game, theta

@@ -8,7 +8,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import brute_force_flow_and_value, fd_directional, flat, random_direction, rel
+from helpers import (
+    brute_force_flow_and_value,
+    fd_directional,
+    flat,
+    random_direction,
+    random_pmfg,
+    rel,
+)
 from scipy.optimize import minimize, root
 
 import mfid
@@ -244,29 +251,6 @@ def test_masked_sampler_never_plays_a_disallowed_action():
 # ---- gradients through a masked game ----------------------------------------------------------
 
 
-def _random_masked_pmfg(seed=0):
-    rng = np.random.default_rng(seed)
-    R0 = jnp.asarray(rng.normal(size=(H, S, A)))
-    Plog = jnp.asarray(rng.normal(size=(H, S, A, S)))
-
-    def reward(h, L, theta):
-        mu = L.sum(-1)
-        return R0[h] + theta["r"] - 0.5 * mu[:, None] + 0.3 * jnp.tanh(theta["c"]) * L
-
-    def transition(h, L, theta):
-        mu = L.sum(-1)
-        return jax.nn.softmax(Plog[h] + theta["p"][:, :, None] * mu[None, None, :], axis=-1)
-
-    mu0 = jnp.asarray(rng.dirichlet(np.ones(S)))
-    game = PMFG.create(mu0, H, transition, reward, num_actions=A, action_mask=MASK)
-    theta = {
-        "r": jnp.asarray(0.3 * rng.normal(size=(S, A))),
-        "p": jnp.asarray(rng.normal(size=(S, A))),
-        "c": jnp.asarray(0.5),
-    }
-    return game, theta
-
-
 _W = jnp.asarray(np.random.default_rng(7).normal(size=(H, S, A)))
 
 
@@ -283,7 +267,7 @@ def _G(game, iters, adjoint):
 
 
 ITERS = 27  # not a multiple of the AMID segment ceil(sqrt 27) = 6
-_GAME, _THETA = _random_masked_pmfg()
+_GAME, _THETA = random_pmfg(S=S, A=A, H=H, action_mask=MASK)
 _UNROLLED = _G(_GAME, ITERS, Unrolled())
 
 

@@ -6,11 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import fd_directional, flat, random_direction, rel
+from helpers import fd_directional, flat, random_direction, random_pmfg, rel
 from jax.test_util import check_grads
 
 from auctions import make, revenue
-from mfid import PMFG, BeachBar, Congestion
+from mfid import BeachBar, Congestion
 from solvers import (
     Checkpointed,
     Implicit,
@@ -24,29 +24,6 @@ from solvers.gradients import objective_at
 
 ITERS = 50  # not a multiple of the default segment ceil(sqrt(50)) = 8: the remainder is tested
 ADJOINTS = (Unrolled(), Checkpointed(), Checkpointed(segment=7), Reference())
-
-
-def random_pmfg(seed=0, S=4, A=3, H=3):
-    rng = np.random.default_rng(seed)
-    R0 = jnp.asarray(rng.normal(size=(H, S, A)))
-    Plog = jnp.asarray(rng.normal(size=(H, S, A, S)))
-
-    def reward(h, L, theta):
-        mu = L.sum(-1)
-        return R0[h] + theta["r"] - 0.5 * mu[:, None] + 0.3 * jnp.tanh(theta["c"]) * L
-
-    def transition(h, L, theta):
-        mu = L.sum(-1)
-        return jax.nn.softmax(Plog[h] + theta["p"][:, :, None] * mu[None, None, :], axis=-1)
-
-    mu0 = jnp.asarray(rng.dirichlet(np.ones(S)))
-    game = PMFG.create(mu0, H, transition, reward, num_actions=A)
-    theta = {
-        "r": jnp.asarray(0.3 * rng.normal(size=(S, A))),
-        "p": jnp.asarray(rng.normal(size=(S, A))),
-        "c": jnp.asarray(0.5),
-    }
-    return game, theta
 
 
 _W = jnp.asarray(np.random.default_rng(7).normal(size=(3, 4, 3)))
