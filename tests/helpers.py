@@ -1,5 +1,6 @@
 """Shared test helpers: finite differences, tree flattening, a no-recompile check, brute-force
-trajectory enumeration, a random L-dependent PMFG."""
+trajectory enumeration, a random L-dependent PMFG, a route-choice game and its logit
+equilibrium solved by scipy."""
 
 import contextlib
 import itertools
@@ -145,3 +146,44 @@ def random_pmfg(seed=0, S=4, A=3, H=3, action_mask=None):
         "c": jnp.asarray(0.5),
     }
     return game, theta
+
+
+# One round, two types, three routes; a route's payoff c[s, a] falls with its total load.
+CONGESTION_C = np.array([[1.0, 0.6, 0.2], [0.1, 0.9, 0.5]])
+CONGESTION_KAPPA, CONGESTION_TAU = 2.0, 0.25
+CONGESTION_MU0 = np.array([0.4, 0.6])
+
+
+def softmax_np(z, mask=None):
+    """Softmax over the last axis in numpy, over the entries ``mask`` allows (``None``: all)."""
+    if mask is not None:
+        z = np.where(mask, z, -np.inf)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def congestion_game(mask=None):
+    """The route-choice game: reward ``c[s, a] - kappa m(a)``, ``m(a) = sum_s L(s, a)``;
+    ``mask`` an optional ``(2, 3)`` action mask."""
+    from mfid import PMFG
+
+    def reward(h, L, theta):
+        return jnp.asarray(CONGESTION_C) - CONGESTION_KAPPA * L.sum(0)[None, :]
+
+    return PMFG.create(CONGESTION_MU0, 1, np.full((2, 3, 2), 0.5), reward, action_mask=mask)
+
+
+def congestion_logit_equilibrium(mask=None):
+    """Its logit equilibrium from scipy: ``pi(.|s) = softmax over A(s) of (c_s - kappa m) / tau``
+    with ``m(a) = sum_s mu0(s) pi(a|s)``, solved by ``scipy.optimize.root``."""
+    from scipy.optimize import root
+
+    def policy(m):
+        return softmax_np((CONGESTION_C - CONGESTION_KAPPA * m[None, :]) / CONGESTION_TAU, mask)
+
+    def residual(m):
+        return CONGESTION_MU0 @ policy(m) - m
+
+    sol = root(residual, np.full(3, 1 / 3), tol=1e-14)
+    assert np.abs(residual(sol.x)).max() < 1e-14
+    return policy(sol.x)

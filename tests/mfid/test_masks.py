@@ -8,15 +8,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import CONGESTION_TAU as TAU
 from helpers import (
     brute_force_flow_and_value,
+    congestion_game,
+    congestion_logit_equilibrium,
     fd_directional,
     flat,
     random_direction,
     random_pmfg,
     rel,
+    softmax_np,
 )
-from scipy.optimize import minimize, root
+from scipy.optimize import minimize
 
 import mfid
 from mfid import PMFG, soft_argmax, soft_max
@@ -62,12 +66,6 @@ def _masked_policy(seed, mask=MASK):
     return jnp.asarray(pi / pi.sum(-1, keepdims=True))
 
 
-def _masked_softmax_np(z, mask):
-    z = np.where(mask, z, -np.inf)
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 @pytest.mark.parametrize("tau", [0.0, 0.3])
 def test_masked_values_best_response_and_exploitability_match_enumeration(tau):
     game, theta = _game()
@@ -89,7 +87,7 @@ def test_masked_values_best_response_and_exploitability_match_enumeration(tau):
         def neg(x):
             z = np.zeros((H, S, A))
             z[idx] = x
-            return -value(_masked_softmax_np(z, MASK))
+            return -value(softmax_np(z, MASK))
 
         opt = minimize(neg, np.zeros(len(idx[0])), method="BFGS", options={"gtol": 1e-10})
         best = -opt.fun
@@ -130,7 +128,7 @@ def test_masked_softmax_and_soft_max_against_numpy_with_finite_gradients():
     z = rng.normal(size=(2, 3, 4)) * 3
     z[:, ~mask] = 1e4  # huge disallowed logits: never exponentiated
     pi, logpi = policy_from_logits(jnp.asarray(z), jnp.asarray(mask))
-    ref = _masked_softmax_np(z, mask)
+    ref = softmax_np(z, mask)
     np.testing.assert_allclose(pi, ref, rtol=1e-13, atol=0)
     assert np.all(np.asarray(pi)[:, ~mask] == 0.0) and np.all(np.asarray(logpi)[:, ~mask] == 0.0)
     np.testing.assert_allclose(np.asarray(logpi)[:, mask], np.log(ref[:, mask]), rtol=1e-13)
@@ -157,7 +155,7 @@ def test_masked_softmax_and_soft_max_against_numpy_with_finite_gradients():
         np.testing.assert_allclose(soft_max(jnp.asarray(q), tau, jnp.asarray(mask)), want,
                                    rtol=1e-14)  # fmt: skip
         p = np.asarray(soft_argmax(jnp.asarray(q), tau, jnp.asarray(mask)))
-        want_p = np.eye(4)[qm.argmax(-1)] if tau == 0 else _masked_softmax_np(q / tau, mask)
+        want_p = np.eye(4)[qm.argmax(-1)] if tau == 0 else softmax_np(q / tau, mask)
         np.testing.assert_allclose(p, want_p, rtol=1e-13, atol=0)
         gq = np.asarray(jax.grad(lambda x, t=tau: jnp.sum(soft_max(x, t, jnp.asarray(mask))))(q))
         assert np.all(np.isfinite(gq)) and np.all(gq[~mask] == 0.0)
@@ -194,38 +192,14 @@ def test_bad_masks_are_refused(mask, match):
 
 # ---- OMD against scipy's masked logit equilibrium -------------------------------------------
 
-C = np.array([[1.0, 0.6, 0.2], [0.1, 0.9, 0.5]])  # base payoff c[s, a]
-KAPPA, TAU = 2.0, 0.25
-MU0 = np.array([0.4, 0.6])
 CMASK = np.array([[True, True, False], [False, True, True]])  # type 0: routes 0, 1; type 1: 1, 2
 
 
-def _congestion_game(mask=CMASK):
-    def reward(h, L, theta):
-        return jnp.asarray(C) - KAPPA * L.sum(0)[None, :]
-
-    return PMFG.create(MU0, 1, np.full((2, 3, 2), 0.5), reward, action_mask=mask)
-
-
-def _masked_logit_equilibrium():
-    """pi(.|s) = softmax over A(s) of (c_s - kappa m) / tau, m(a) = sum_s mu0(s) pi(a|s)."""
-
-    def policy(m):
-        return _masked_softmax_np((C - KAPPA * m[None, :]) / TAU, CMASK)
-
-    def residual(m):
-        return MU0 @ policy(m) - m
-
-    sol = root(residual, np.full(3, 1 / 3), tol=1e-14)
-    assert np.abs(residual(sol.x)).max() < 1e-14
-    return policy(sol.x)
-
-
 def test_omd_converges_to_the_masked_logit_equilibrium():
-    game = _congestion_game()
+    game = congestion_game(CMASK)
     res = solve_omd(game, None, tau=TAU, eta=0.5, iters=2000)
     assert abs(float(res.exploitability)) <= 1e-12
-    want = _masked_logit_equilibrium()
+    want = congestion_logit_equilibrium(CMASK)
     np.testing.assert_allclose(res.policy[0], want, atol=1e-9)
     assert np.all(np.asarray(res.policy)[0][~CMASK] == 0.0)
     assert np.all(np.asarray(res.logits)[0][~CMASK] == 0.0)  # disallowed logits held at 0
@@ -234,7 +208,7 @@ def test_omd_converges_to_the_masked_logit_equilibrium():
     np.testing.assert_allclose(np.asarray(res.logits)[0][CMASK], np.asarray(q)[0][CMASK] / TAU,
                                rtol=1e-9)  # fmt: skip
     # the unmasked equilibrium is a different one (the mask binds)
-    free = solve_omd(_congestion_game(None), None, tau=TAU, eta=0.5, iters=2000)
+    free = solve_omd(congestion_game(), None, tau=TAU, eta=0.5, iters=2000)
     assert np.abs(np.asarray(free.policy[0]) - want).max() > 0.05
 
 

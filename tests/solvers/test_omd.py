@@ -4,59 +4,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import no_recompile
-from scipy.optimize import root
+from helpers import CONGESTION_TAU as TAU
+from helpers import congestion_game, congestion_logit_equilibrium, no_recompile
 
 from mfid import PMFG, BeachBar, exploitability, q_values
 from solvers import omd_update, solve_omd
 
-C = np.array([[1.0, 0.6, 0.2], [0.1, 0.9, 0.5]])  # base payoff c[s, a]
-KAPPA, TAU = 2.0, 0.25
-MU0 = np.array([0.4, 0.6])
-
-
-def _congestion_game():
-    """One round, two types, three routes; a route's payoff falls with its total load."""
-
-    def reward(h, L, theta):
-        return jnp.asarray(C) - KAPPA * L.sum(0)[None, :]
-
-    P = np.full((2, 3, 2), 0.5)
-    return PMFG.create(MU0, 1, P, reward)
-
-
-def _logit_equilibrium():
-    """Solve pi(.|s) = softmax((c_s - kappa m) / tau), m(a) = sum_s mu0(s) pi(a|s) with scipy."""
-
-    def policy(m):
-        z = (C - KAPPA * m[None, :]) / TAU
-        z = np.exp(z - z.max(1, keepdims=True))
-        return z / z.sum(1, keepdims=True)
-
-    def residual(m):
-        return MU0 @ policy(m) - m
-
-    sol = root(residual, np.full(3, 1 / 3), tol=1e-14)
-    assert np.abs(residual(sol.x)).max() < 1e-14
-    return policy(sol.x)
-
 
 def test_omd_matches_scipy_logit_equilibrium():
-    game = _congestion_game()
+    game = congestion_game()
     res = solve_omd(game, None, tau=TAU, eta=0.5, iters=2000)
-    np.testing.assert_allclose(res.policy[0], _logit_equilibrium(), atol=1e-8)
+    np.testing.assert_allclose(res.policy[0], congestion_logit_equilibrium(), atol=1e-8)
     assert abs(float(res.exploitability)) <= 1e-10
     assert res.status_name == "max_iterations"
 
 
 def test_tolerance_variant_stops_early_and_reports_converged():
-    game = _congestion_game()
+    game = congestion_game()
     res = solve_omd(game, None, tau=TAU, eta=0.5, iters=5000, tol=1e-12, check_every=7)
     assert res.converged
     assert int(res.iterations) < 5000
     assert float(res.trace[-1]) <= 1e-12 < float(res.trace[0])
     # exploitability is quadratic in the policy error: 1e-12 leaves ~1e-6 in the policy
-    np.testing.assert_allclose(res.policy[0], _logit_equilibrium(), atol=2e-6)
+    np.testing.assert_allclose(res.policy[0], congestion_logit_equilibrium(), atol=2e-6)
 
 
 def test_beach_bar_converges_and_fixed_point_identity():
@@ -87,7 +57,7 @@ def test_small_tau_equilibrium_concentrates():
 
 
 def test_divergence_is_reported_not_silent():
-    game = _congestion_game()
+    game = congestion_game()
     res = solve_omd(game, None, tau=TAU, eta=1e305, iters=20)
     assert res.status_name == "nonfinite"
 
@@ -117,7 +87,7 @@ def test_bad_solver_arguments(kwargs, name):
     args = dict(tau=0.1, eta=0.3, iters=10)
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
-        solve_omd(_congestion_game(), None, **args)
+        solve_omd(congestion_game(), None, **args)
 
 
 def test_nan_theta_is_rejected():
