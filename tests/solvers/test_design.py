@@ -2,6 +2,7 @@
 zeroth-order methods and their evaluation counts, checkpoint/resume, refusals, bad arguments."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -64,63 +65,41 @@ class _Kill(Exception):
 
 def test_killed_run_resumes_to_the_same_theta(tmp_path):
     steps = 7
+    ckpt = tmp_path / "run"
+    # the run under test, with its checkpoint directory; keyword overrides change its settings
+    run = functools.partial(design, maximize=False, steps=steps, checkpoint_dir=ckpt)
     ref = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps, **KW)
 
     def kill_after_step_4(step, metrics):
         if step == 4:
             raise _Kill
 
-    ckpt = tmp_path / "run"
     with pytest.raises(_Kill):
-        design(
-            game(),
-            congestion_objective,
-            jnp.zeros(10),
-            maximize=False,
-            steps=steps,
-            checkpoint_dir=ckpt,
-            checkpoint_every=2,
-            callback=kill_after_step_4,
-            **KW,
-        )
-    res = design(
-        game(),
-        congestion_objective,
-        jnp.zeros(10),
-        maximize=False,
-        steps=steps,
-        checkpoint_dir=ckpt,
-        checkpoint_every=2,
-        **KW,
-    )
+        run(game(), congestion_objective, jnp.zeros(10), checkpoint_every=2,
+            callback=kill_after_step_4, **KW)  # fmt: skip
+    res = run(game(), congestion_objective, jnp.zeros(10), checkpoint_every=2, **KW)
     assert res.resumed_from == 4  # steps 0..3 were checkpointed, step 4 is recomputed
     np.testing.assert_array_equal(np.asarray(res.theta), np.asarray(ref.theta))
     np.testing.assert_array_equal(res.objective, ref.objective)
     np.testing.assert_array_equal(res.evaluations, ref.evaluations)
     # a finished run resumes to itself; other settings are refused
-    again = design(
-        game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps,
-        checkpoint_dir=ckpt, **KW,
-    )  # fmt: skip
+    again = run(game(), congestion_objective, jnp.zeros(10), **KW)
     assert again.resumed_from == steps
     np.testing.assert_array_equal(np.asarray(again.theta), np.asarray(ref.theta))
     for other in ({"tau": 0.2}, {"key": jax.random.key(1)}):
         with pytest.raises(ValueError, match="other settings"):
-            design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps,
-                   checkpoint_dir=ckpt, **{**KW, **other})  # fmt: skip
+            run(game(), congestion_objective, jnp.zeros(10), **{**KW, **other})
     # the game's parameters and the objective are part of the fingerprint
     with pytest.raises(ValueError, match="other settings"):
-        design(BeachBar.create(num_states=10, horizon=5, crowd=0.5), congestion_objective,
-               jnp.zeros(10), maximize=False, steps=steps, checkpoint_dir=ckpt, **KW)  # fmt: skip
+        run(BeachBar.create(num_states=10, horizon=5, crowd=0.5), congestion_objective,
+            jnp.zeros(10), **KW)  # fmt: skip
     with pytest.raises(ValueError, match="other settings"):
-        design(game(), Congestion(10.0), jnp.zeros(10), maximize=False, steps=steps,
-               checkpoint_dir=ckpt, **KW)  # fmt: skip
+        run(game(), Congestion(10.0), jnp.zeros(10), **KW)
     # a corrupt checkpoint is refused with a one-line message naming it
     path = ckpt / "design_checkpoint.npz"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="cannot be read"):
-        design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps,
-               checkpoint_dir=ckpt, **KW)  # fmt: skip
+        run(game(), congestion_objective, jnp.zeros(10), **KW)
 
 
 def test_zeroth_order_methods_count_evaluations():
