@@ -157,61 +157,153 @@ def _train_markdown(report: dict, figures) -> str:
 
 # -- scaling ----------------------------------------------------------------------------------
 def write_scaling_report(out, data: dict) -> list[str]:
-    """``report.json``, ``report.md`` and ``scaling.png`` of the scaling study."""
+    """``report.json``, ``report.md``, ``scaling.png`` (objective and episodes to reach against n)
+    and ``curves.png`` (training curves per method and n) of the scaling study."""
     with atomic_dir(out) as tmp:
-        fig = new_figure(figsize=(10, 3.8))
-        ax1, ax2 = fig.subplots(1, 2)
-        rows = data["rows"]
-        keys = sorted({(r["method"], r["rho"]) for r in rows})
-        for (method, rho), color in zip(keys, _COLORS * 4, strict=False):
+        figures = [_scaling_figure(tmp, data), _scaling_curves_figure(tmp, data)]
+        write_json(tmp / "report.json", {**data, "figures": figures})
+        write_text(tmp / "report.md", _scaling_markdown(data, figures))
+    return figures
+
+
+def _scaling_keys(rows):
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    rhos = sorted({r["rho"] for r in rows})
+    ns = sorted({r["n"] for r in rows})
+    return methods, rhos, ns
+
+
+def _n_axis(ax, ns) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(ns)
+    ax.set_xticklabels([str(n) for n in ns])
+    ax.minorticks_off()
+    ax.set_xlabel("agents n (m = ceil(rho n))")
+
+
+_STYLES = ("-", "--", ":", "-.")
+
+
+def _scaling_figure(tmp: Path, data: dict) -> str:
+    rows = data["rows"]
+    methods, rhos, ns = _scaling_keys(rows)
+    fig = new_figure(figsize=(11, 5.0))
+    ax1, ax2 = fig.subplots(1, 2)
+    budget = {r["n"]: r.get("episodes", data["episodes"]) for r in rows}
+    for method, color in zip(methods, _COLORS * 3, strict=False):
+        for rho, ls in zip(rhos, _STYLES * 3, strict=False):
             sel = sorted((r for r in rows if r["method"] == method and r["rho"] == rho),
                          key=lambda r: r["n"])  # fmt: skip
-            ns = [r["n"] for r in sel]
-            ls = "-" if rho == keys[0][1] else "--"
-            ax1.errorbar(ns, [r["fraction_of_optimum"] for r in sel],
+            x = [r["n"] for r in sel]
+            ax1.errorbar(x, [r["fraction_of_optimum"] for r in sel],
                          yerr=[r["per_capita_std"] / r["per_capita_optimum"] for r in sel],
-                         color=color, ls=ls, marker="o", ms=3, label=f"{method} rho={rho}")  # fmt: skip
-            reach = [(r["n"], r["episodes_to_reach"]) for r in sel if r["episodes_to_reach"]]
-            if reach:
-                ax2.plot(*zip(*reach, strict=True), color=color, ls=ls, marker="o", ms=3,
-                         label=f"{method} rho={rho}")  # fmt: skip
-        ax1.axhline(1.0, color="k", lw=0.8)
-        ax1.set_xscale("log")
-        ax1.set_xlabel("agents n")
-        ax1.set_ylabel("greedy objective / optimum")
-        ax1.set_title("per-capita objective relative to 10(1-rho) - 2 rho")
-        ax1.legend(fontsize=6)
-        ax2.set_xscale("log")
-        ax2.set_yscale("log")
-        ax2.set_xlabel("agents n")
-        ax2.set_ylabel(f"episodes to reach {data['reach']:.0%} of the optimum")
-        ax2.set_title("cost in episodes (seed mean)")
-        fig.savefig(tmp / "scaling.png", dpi=120)
-        write_json(tmp / "report.json", {**data, "figures": ["scaling.png"]})
-        write_text(tmp / "report.md", _scaling_markdown(data))
-    return ["scaling.png"]
+                         color=color, ls=ls, marker="o", ms=3, capsize=2,
+                         label=f"{method}, rho={rho}")  # fmt: skip
+            per_seed = [(r["n"], e) for r in sel for e in r.get("episodes_to_reach_per_seed", [])
+                        if e]  # fmt: skip
+            if per_seed:
+                ax2.plot(*zip(*per_seed, strict=True), color=color, ls="none", marker="x", ms=4,
+                         alpha=0.6)  # fmt: skip
+            reached = [(r["n"], r["episodes_to_reach"]) for r in sel if r["episodes_to_reach"]]
+            if reached:
+                ax2.plot(*zip(*reached, strict=True), color=color, ls=ls, marker="o", ms=4,
+                         label=f"{method}, rho={rho}")  # fmt: skip
+    ax1.axhline(1.0, color="k", lw=0.8, ls="--", label="optimum")
+    ax1.axhline(0.0, color="gray", lw=0.6)
+    _n_axis(ax1, ns)
+    ax1.set_ylabel("greedy objective / optimum 10(n-m) - 2m")
+    ax1.set_title("final greedy objective (mean +- std over seeds)", fontsize=10)
+    fig.legend(*ax1.get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize=7)
+    _n_axis(ax2, ns)
+    ax2.set_yscale("log")
+    ax2.set_ylim(100, max(budget.values()) * 1.5)
+    ax2.plot(ns, [budget[n] for n in ns], color="k", ls="none", marker="_", ms=16,
+             label="budget (episodes per seed)")  # fmt: skip
+    ax2.set_ylabel("training episodes per seed")
+    ax2.set_title(f"episodes until {data['reach']:.0%} of the optimum (line: seed mean, x: seeds)",
+                  fontsize=10)  # fmt: skip
+    missing = sorted({r["method"] for r in rows} - {
+        r["method"] for r in rows
+        if r["episodes_to_reach"] or any(r.get("episodes_to_reach_per_seed", []))})  # fmt: skip
+    if missing:
+        ax2.text(0.02, 0.02, "never reached at any n: " + ", ".join(missing),
+                 transform=ax2.transAxes, fontsize=7, va="bottom")  # fmt: skip
+    ax2.legend(fontsize=6, loc="lower right")
+    fig.savefig(tmp / "scaling.png", dpi=120)
+    return "scaling.png"
 
 
-def _scaling_markdown(data: dict) -> str:
+def _scaling_curves_figure(tmp: Path, data: dict) -> str:
+    import matplotlib
+
+    rows = data["rows"]
+    methods, rhos, ns = _scaling_keys(rows)
+    fig = new_figure(figsize=(3.2 * len(methods) + 0.6, 3.6))
+    axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
+    cmap = matplotlib.colormaps["viridis"]
+    colors = {n: cmap(i / max(1, len(ns) - 1) * 0.9) for i, n in enumerate(ns)}
+    for ax, method in zip(axes, methods, strict=True):
+        for r in rows:
+            if r["method"] != method:
+                continue
+            c = r["curve"]
+            ls = _STYLES[rhos.index(r["rho"]) % len(_STYLES)]
+            ax.plot(c["episodes"], np.asarray(c["mean"]) / r["optimum"], color=colors[r["n"]],
+                    ls=ls, lw=1.2, label=f"n={r['n']}" if r["rho"] == rhos[0] else None)  # fmt: skip
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.axhline(data["reach"], color="gray", lw=0.6, ls=":")
+        ax.axhline(0.0, color="gray", lw=0.6)
+        ax.set_title(method, fontsize=10)
+        ax.set_xlabel("training episodes per seed")
+    axes[0].set_ylabel("greedy objective / optimum (seed mean)")
+    styles = ", ".join(f"{'solid' if i == 0 else _STYLES[i]} rho={rho}"
+                       for i, rho in enumerate(rhos))  # fmt: skip
+    axes[0].legend(fontsize=7, title=styles, title_fontsize=6)
+    fig.suptitle(f"training curves (dotted gray: {data['reach']:.0%} of the optimum)", fontsize=10)
+    fig.savefig(tmp / "curves.png", dpi=120)
+    return "curves.png"
+
+
+def _budget_line(data: dict) -> str:
+    budgets = sorted({(r["n"], r.get("seeds", data["seeds"]), r.get("episodes", data["episodes"]))
+                      for r in data["rows"]})  # fmt: skip
+    kinds = list(dict.fromkeys((k, e) for _, k, e in budgets))
+    parts = []
+    for k, e in kinds:
+        ns = ", ".join(str(n) for n, k2, e2 in budgets if (k2, e2) == (k, e))
+        parts.append(f"n = {ns}: {k} seeds, {e} training episodes per seed")
+    return "; ".join(parts) + "."
+
+
+def _scaling_markdown(data: dict, figures) -> str:
     lines = [
         "# Escape Room ER(n, rho n): scaling of the designers",
         "",
-        f"{data['seeds']} seeds, {data['episodes']} training episodes per seed at every n "
-        f"(the same budget). `reach`: training episodes until the mean over seeds of the greedy "
+        f"{_budget_line(data)} `reach`: training episodes until the mean over seeds of the greedy "
         f"objective first reaches {data['reach']:.0%} of the optimum (n/a: never within the "
-        "budget).",
+        "budget); per seed: the same for each seed's objective (-: never).",
         "",
-        "| rho | n | m | method | per-capita objective | per-capita optimum | fraction | reach | "
-        "equilibrium seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Per-capita optimum: `(10(n-m) - 2m) / n` with `m = ceil(rho n)` (equal to "
+        "`10(1-rho) - 2 rho` when `rho n` is an integer). Objective per seed: the greedy designer "
+        "objective of the whole room (welfare minus incentives paid).",
+        "",
+        "| rho | n | m | method | episodes | per-capita objective | per-capita optimum | "
+        "fraction | reach | reach per seed | objective per seed | equilibrium seeds | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(data["rows"], key=lambda r: (r["rho"], r["method"], r["n"])):
+        seeds = ", ".join(f"{v:.1f}" for v in r["per_seed"])
+        reach = ", ".join(str(e or "-") for e in r.get("episodes_to_reach_per_seed", []))
         lines.append(f"| {r['rho']} | {r['n']} | {r['m']} | {r['method']} | "
-                     f"{r['per_capita_mean']:.3f} +- {r['per_capita_std']:.3f} | "
+                     f"{r.get('episodes', data['episodes'])} | {r['per_capita_mean']:.3f} +- {r['per_capita_std']:.3f} | "
                      f"{r['per_capita_optimum']:.3f} | {r['fraction_of_optimum']:.3f} | "
-                     f"{r['episodes_to_reach'] or 'n/a'} | {r['equilibrium_seeds']} |")  # fmt: skip
+                     f"{r['episodes_to_reach'] or 'n/a'} | {reach} | {seeds} | "
+                     f"{r['equilibrium_seeds']}/{len(r['per_seed'])} | "
+                     f"{r.get('seconds', 0.0):.0f} |")  # fmt: skip
     lines += ["", "Regenerate with:", "", f"    {data['command']}", "",
-              f"Total {data['seconds']:.0f} s.", "", "![scaling](scaling.png)"]  # fmt: skip
+              f"Total {data['seconds']:.0f} s (a resumed study counts the resumed part only; "
+              "`seconds` per row is the training of that cell).", ""]  # fmt: skip
+    lines += [f"![{f}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 
 

@@ -301,3 +301,34 @@ def test_bad_configuration_is_refused_naming_the_argument():
         DualRL.create(GAME, levels=(0.0, 3.0))
     with pytest.raises(ValueError, match="num_episodes"):
         sample_episodes(GAME, agent_logits, None, jax.random.key(0), 0)
+
+
+def test_scaling_study_reuses_finished_cells_and_retrains_changed_ones(tmp_path, monkeypatch):
+    import argparse
+
+    from mfid.cli.design import escape_room as cli
+
+    parser = argparse.ArgumentParser()
+    cli.register_design(parser.add_subparsers())
+    args = parser.parse_args(["escape-room", "--episodes", "64", "--eval-every", "2",
+                              "--seeds", "2", "--entropy-decay", "0"])  # fmt: skip
+    first = cli.scaling_study(args, ["none", "hand"], [3], [0.5], checkpoint_dir=tmp_path)
+    assert [(r["n"], r["m"], r["method"]) for r in first["rows"]] == [(3, 2, "none"),
+                                                                       (3, 2, "hand")]  # fmt: skip
+    assert (tmp_path / "rho0.5_n3" / "hand.json").exists()
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(cli, "train_methods", no_training)
+    again = cli.scaling_study(args, ["none", "hand"], [3], [0.5], checkpoint_dir=tmp_path)
+    assert again["rows"] == first["rows"]
+    args.bonus = 1.5  # another configuration: the stored cell no longer matches
+    with pytest.raises(AssertionError, match="trained again"):
+        cli.scaling_study(args, ["hand"], [3], [0.5], checkpoint_dir=tmp_path)
+    assert all(r["seeds"] == 2 and r["episodes"] == 80 for r in first["rows"])
+    args = parser.parse_args(["escape-room", "--episodes", "64", "--eval-every", "2",
+                              "--seeds", "3", "--large-n", "50", "--large-episodes", "32",
+                              "--large-seeds", "2"])  # fmt: skip
+    assert cli._budget(args, 20) == (4, 3)
+    assert cli._budget(args, 50) == (2, 2)

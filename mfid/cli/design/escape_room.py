@@ -15,7 +15,8 @@ Three studies (``--study``):
 * ``scaling``: ER(n, ceil(rho n)) for ``--ns`` x ``--rhos`` with the same methods: per-capita
   greedy objective against the per-capita optimum ``10(1 - rho) - 2 rho`` and the episodes until
   the mean over seeds first reaches ``--reach`` of the optimum. ``report.json``, ``report.md``,
-  ``scaling.png``.
+  ``scaling.png``. With ``--checkpoint-dir`` every (n, rho, method) cell is checkpointed and its
+  finished row stored, so an interrupted study resumes where it stopped.
 * ``mean-field``: the mean-field room of :mod:`mfid.games.escape_room_mf` (door open iff the lever
   fraction is at least ``rho``, smooth door of width ``--kappa``) solved as an entropy-regularised
   MF-NE by OMD (to exploitability ``--tol``, reported) under the hand-coded incentive and under
@@ -84,7 +85,8 @@ def register_design(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("results/escape_room/er_5_2"),
                    help="report directory")  # fmt: skip
     p.add_argument("--checkpoint-dir", type=Path, default=None,
-                   help="checkpoint/resume directory (one subdirectory per method)")  # fmt: skip
+                   help="checkpoint/resume directory (one subdirectory per method; scaling: "
+                   "one per (n, rho) cell, with the finished rows)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("agents (independent linear-softmax REINFORCE learners)")
     g.add_argument("--batch", type=int, default=16, help="episodes per iteration")
@@ -119,6 +121,12 @@ def register_design(sub) -> None:
     g.add_argument("--rhos", default="0.4,0.5", help="threshold fractions rho (m = ceil(rho n))")
     g.add_argument("--reach", type=float, default=0.9,
                    help="fraction of the optimum that counts as reached")  # fmt: skip
+    g.add_argument("--large-n", type=int, default=0,
+                   help="rooms with n >= this get --large-episodes and --large-seeds (0: none)")  # fmt: skip
+    g.add_argument("--large-episodes", type=int, default=None,
+                   help="training episodes per seed for n >= --large-n (default --episodes)")  # fmt: skip
+    g.add_argument("--large-seeds", type=int, default=None,
+                   help="seeds for n >= --large-n (default --seeds)")  # fmt: skip
     g = p.add_argument_group("mean-field study")
     g.add_argument("--tau", type=float, default=1.0, help="entropy temperature of the MF-NE")
     g.add_argument("--omd-eta", type=float, default=0.2, help="OMD step size")
@@ -187,6 +195,10 @@ def _check_args(args) -> None:
     for name in ("episodes", "seeds", "eval_every", "batch", "omd_iters", "mf_reps"):
         check_count(getattr(args, name), f"--{name.replace('_', '-')}")
     check_count(args.entropy_decay, "--entropy-decay", minimum=0)
+    check_count(args.large_n, "--large-n", minimum=0)
+    for name in ("large_episodes", "large_seeds"):
+        if getattr(args, name) is not None:
+            check_count(getattr(args, name), f"--{name.replace('_', '-')}")
     for name in ("agent_lr", "mg_lr", "drl_lr", "tau", "omd_eta", "kappa"):
         check_positive(getattr(args, name), f"--{name.replace('_', '-')}")
     for name in ("entropy", "entropy_final", "init_scale", "mg_cost_lr", "drl_entropy", "tol",
@@ -243,10 +255,12 @@ def _agents(args):
                        entropy_decay=args.entropy_decay // args.batch)  # fmt: skip
 
 
-def _iterations(args) -> int:
-    """Iterations so that ``(iterations + 1) * batch`` covers ``--episodes``, rounded up to a
-    multiple of ``--eval-every`` (every chunk has the same length: one compilation)."""
-    needed = max(1, math.ceil(args.episodes / args.batch) - 1)
+def _iterations(args, episodes=None) -> int:
+    """Iterations so that ``(iterations + 1) * batch`` covers ``episodes`` (default
+    ``--episodes``), rounded up to a multiple of ``--eval-every`` (every chunk has the same
+    length: one compilation)."""
+    episodes = args.episodes if episodes is None else episodes
+    needed = max(1, math.ceil(episodes / args.batch) - 1)
     return math.ceil(needed / args.eval_every) * args.eval_every
 
 
@@ -381,38 +395,95 @@ def _settings(args) -> dict:
     return {k: getattr(args, k) for k in keys}
 
 
-def scaling_study(args, methods, ns, rhos, progress=None) -> dict:
+def _scaling_row(game, rho, name, summary) -> dict:
+    """One (n, rho, method) cell of the scaling study, per capita (``episodes_to_reach`` is
+    filled in by :func:`scaling_study` from the curve, so a stored cell serves any ``--reach``)."""
+    n = game.n
+    return {
+        "n": n, "m": game.m, "rho": rho, "method": name, "optimum": game.optimum,
+        "per_capita_optimum": game.optimum / n,
+        "per_capita_mean": summary["mean"] / n, "per_capita_std": summary["std"] / n,
+        "fraction_of_optimum": summary["mean"] / game.optimum,
+        "equilibrium_seeds": summary["equilibrium_seeds"], "status": summary["status"],
+        "seconds": summary["seconds"], "resumed_from": summary["resumed_from"],
+        "per_seed": summary["per_seed"], "paid_final": summary["paid_final"],
+        "curve": {k: summary["curve"][k] for k in ("episodes", "mean", "per_seed")},
+    }  # fmt: skip
+
+
+def _cell_config(args, game, rho, name, iterations, seeds) -> dict:
+    """What a stored scaling cell must match to be reused (everything that changes its
+    numbers)."""
+    return {"n": game.n, "m": game.m, "rho": rho, "method": name, "iterations": iterations,
+            "seeds": seeds, "settings": _settings(args)}  # fmt: skip
+
+
+def _budget(args, n) -> tuple[int, int]:
+    """``(iterations, seeds)`` of the rooms with ``n`` agents (``--large-*`` from ``--large-n``)."""
+    if args.large_n and n >= args.large_n:
+        episodes = args.episodes if args.large_episodes is None else args.large_episodes
+        seeds = args.seeds if args.large_seeds is None else args.large_seeds
+        return _iterations(args, episodes), seeds
+    return _iterations(args), args.seeds
+
+
+def scaling_study(args, methods, ns, rhos, progress=None, checkpoint_dir=None) -> dict:
     """ER(n, ceil(rho n)) for every ``n`` and ``rho``: per-capita greedy objective of every
     method against the per-capita optimum, and the episodes until the mean reaches ``--reach``
-    of the optimum."""
+    of the optimum (``episodes_to_reach``; per seed: ``episodes_to_reach_per_seed``). Rooms
+    with ``n >= --large-n`` train ``--large-seeds`` seeds for
+    ``--large-episodes`` episodes (each row states its ``episodes`` and ``seeds``).
+
+    With ``checkpoint_dir`` every (n, rho, method) cell keeps its training checkpoint in
+    ``checkpoint_dir/rho<rho>_n<n>/<method>/`` and, once finished, its row in
+    ``checkpoint_dir/rho<rho>_n<n>/<method>.json`` (written atomically, with the cell's
+    configuration); a later call with the same settings reuses the finished rows and resumes the
+    unfinished cell from its last checkpoint, so an interrupted study loses at most one chunk."""
+    import json
+
     import jax
 
     from mfid.games.escape_room import EscapeRoom
     from mfid.games.escape_room_mf import threshold
+    from mfid.report.common import clean_json, write_json
 
     agents = _agents(args)
-    iterations = _iterations(args)
     rows = []
     for rho in rhos:
         for n in ns:
+            iterations, seeds = _budget(args, n)
             m = threshold(n, rho)
             game = EscapeRoom.create(n=n, m=m)
-            res = train_methods(game, make_designers(game, args, methods), agents,
-                                iterations=iterations, seeds=args.seeds,
-                                key=jax.random.key(args.seed), eval_every=args.eval_every,
-                                progress=progress, label=f"n={n} rho={rho} ")  # fmt: skip
-            for name, r in res.items():
-                rows.append({
-                    "n": n, "m": m, "rho": rho, "method": name, "optimum": game.optimum,
-                    "per_capita_optimum": game.optimum / n,
-                    "per_capita_mean": r["mean"] / n, "per_capita_std": r["std"] / n,
-                    "fraction_of_optimum": r["mean"] / game.optimum,
-                    "episodes_to_reach": _first_reach(r["curve"], args.reach * game.optimum),
-                    "equilibrium_seeds": r["equilibrium_seeds"], "status": r["status"],
-                    "seconds": r["seconds"], "per_seed": r["per_seed"],
-                })  # fmt: skip
-    return {"rows": rows, "episodes": (iterations + 1) * args.batch, "seeds": args.seeds,
-            "reach": args.reach}  # fmt: skip
+            cell = None if checkpoint_dir is None else Path(checkpoint_dir) / f"rho{rho}_n{n}"
+            for name, designer in make_designers(game, args, methods):
+                config = clean_json(_cell_config(args, game, rho, name, iterations, seeds))
+                stored = None if cell is None else cell / f"{name}.json"
+                row = None
+                if stored is not None and stored.exists():
+                    try:
+                        saved = json.loads(stored.read_text())
+                    except (OSError, ValueError):
+                        saved = {}
+                    if saved.get("config") == config:
+                        row = saved["row"]
+                if row is None:
+                    res = train_methods(game, [(name, designer)], agents, iterations=iterations,
+                                        seeds=seeds, key=jax.random.key(args.seed),
+                                        eval_every=args.eval_every, checkpoint_dir=cell,
+                                        progress=progress, label=f"n={n} rho={rho} ")  # fmt: skip
+                    row = clean_json(_scaling_row(game, rho, name, res[name]))
+                    if stored is not None:
+                        write_json(stored, {"config": config, "row": row})
+                row = dict(row, episodes=(iterations + 1) * args.batch, seeds=seeds)
+                target = args.reach * game.optimum
+                row["episodes_to_reach"] = _first_reach(row["curve"], target)
+                row["episodes_to_reach_per_seed"] = [
+                    _first_reach({"episodes": row["curve"]["episodes"], "mean": c}, target)
+                    for c in row["curve"]["per_seed"]
+                ]
+                rows.append(row)
+    return {"rows": rows, "episodes": (_iterations(args) + 1) * args.batch, "seeds": args.seeds,
+            "large_n": args.large_n, "reach": args.reach}  # fmt: skip
 
 
 def _run_scaling(args, methods) -> int:
@@ -425,7 +496,10 @@ def _run_scaling(args, methods) -> int:
         if not 0.0 < rho < 1.0:
             raise ValueError(f"--rhos must lie in (0, 1), got {rho}")
     t0 = time.perf_counter()
-    data = scaling_study(args, methods, ns, rhos, progress=_progress_factory(args))
+    data = scaling_study(
+        args, methods, ns, rhos, progress=_progress_factory(args),
+        checkpoint_dir=args.checkpoint_dir,
+    )  # fmt: skip
     data.update(settings=_settings(args), seconds=time.perf_counter() - t0,
                 **stamp(_command(args)))  # fmt: skip
     write_scaling_report(args.out, data)
