@@ -51,7 +51,7 @@ from solvers.omd import (
     omd_step,
     policy_from_logits,
 )
-from solvers.results import RESULTS, raise_for_status
+from solvers.results import RESULTS, HasStatus, raise_for_status
 
 __all__ = [
     "GradientAux",
@@ -64,7 +64,7 @@ __all__ = [
 
 
 @struct.dataclass
-class GradientAux:
+class GradientAux(HasStatus):
     """Diagnostics of :func:`value_and_grad`.
 
     ``logits``: ``zeta_T (H, S, A)`` (use it to warm-start the next call); ``exploitability``: of
@@ -81,16 +81,6 @@ class GradientAux:
     linear_residual: jnp.ndarray
     mass_error: jnp.ndarray
     status: jnp.ndarray
-
-    @property
-    def status_name(self) -> str:
-        """The RESULTS name of ``status`` (``"successful"``, ``"omd_not_converged"``, ...)."""
-        return RESULTS.name(self.status)
-
-    @property
-    def message(self) -> str:
-        """The RESULTS message of ``status``: what happened, in a sentence."""
-        return RESULTS.message(self.status)
 
 
 def omd_logits(game: MeanFieldGame, theta, zeta0=None, *, tau, eta, iters: int,

@@ -39,7 +39,7 @@ from mfid.flow import rollout
 from mfid.game import MeanFieldGame
 from mfid.values import best_response_values, evaluate_policy
 from solvers.adjoint import Unrolled
-from solvers.results import RESULTS, raise_for_status
+from solvers.results import RESULTS, HasStatus, raise_for_status
 
 __all__ = [
     "MASS_TOL",
@@ -64,7 +64,7 @@ _RESOLVABLE = 64  # a tolerance must exceed this many machine epsilons of the ga
 
 
 @struct.dataclass
-class OMDResult:
+class OMDResult(HasStatus):
     """Outcome of :func:`solve_omd`.
 
     ``policy``/``flow``/``logits``: ``(H, S, A)``; ``exploitability``: scalar at the returned
@@ -83,16 +83,6 @@ class OMDResult:
     trace: jnp.ndarray
     trace_iters: jnp.ndarray
     mass_error: jnp.ndarray = 0.0
-
-    @property
-    def status_name(self) -> str:
-        """The RESULTS name of ``status`` (``"successful"``, ``"max_iterations"``, ...)."""
-        return RESULTS.name(self.status)
-
-    @property
-    def message(self) -> str:
-        """The RESULTS message of ``status``: what happened, in a sentence."""
-        return RESULTS.message(self.status)
 
     @property
     def converged(self) -> bool:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["RESULTS", "Result", "raise_for_status"]
+__all__ = ["RESULTS", "HasStatus", "Result", "raise_for_status"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +79,7 @@ class _Results:
     )
 
     def __init__(self):
-        self._by_code = {
-            r.code: r for r in vars(type(self)).values() if isinstance(r, Result)
-        }
+        self._by_code = {r.code: r for r in vars(type(self)).values() if isinstance(r, Result)}
 
     def __iter__(self):
         return iter(sorted(self._by_code.values(), key=lambda r: r.code))
@@ -104,6 +102,21 @@ RESULTS = _Results()
 """The status codes of every solver and designer: ``RESULTS.successful``, ``max_iterations``,
 ``nonfinite``, ``diverged``, ... (a :class:`Result` each, with ``code``, ``name`` and
 ``message``); ``RESULTS.name(code)``, ``RESULTS.message(code)``, ``RESULTS.is_ok(code)``."""
+
+
+class HasStatus:
+    """Base of the result pytrees that carry an integer ``status`` field (a :data:`RESULTS`
+    code): its name and message as properties."""
+
+    @property
+    def status_name(self) -> str:
+        """The RESULTS name of ``status`` (``"successful"``, ``"max_iterations"``, ...)."""
+        return RESULTS.name(self.status)
+
+    @property
+    def message(self) -> str:
+        """The RESULTS message of ``status``: what happened, in a sentence."""
+        return RESULTS.message(self.status)
 
 
 def raise_for_status(code, context: str = "", *, allow_max_iterations: bool = True) -> None:

@@ -74,7 +74,7 @@ from jax import lax
 
 from mfid.checks import check_count, check_positive
 from mfid.games.static import StaticGame
-from solvers.results import RESULTS
+from solvers.results import RESULTS, HasStatus
 
 __all__ = [
     "LEARNING_RULES",
@@ -108,7 +108,7 @@ _BACKTRACK = 2.0 ** -jnp.arange(24)  # line-search step lengths 1, 1/2, ..., 2^-
 
 
 @struct.dataclass
-class RootResult:
+class RootResult(HasStatus):
     """A root of ``fun(x) = 0`` (an equilibrium ``F(x) + p = 0`` or a social optimum
     ``grad S(x) = 0``): ``x (n,)``, ``residual = ||fun(x)||_inf``, Newton ``iterations`` and a
     ``status`` code of :data:`solvers.results.RESULTS` (``successful``: residual ``<= tol``;
@@ -119,10 +119,6 @@ class RootResult:
     residual: jnp.ndarray
     iterations: jnp.ndarray
     status: jnp.ndarray
-
-    @property
-    def status_name(self) -> str:
-        return RESULTS.name(self.status)
 
 
 def _newton(fun, x0, tol, max_iter: int) -> RootResult:
