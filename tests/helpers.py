@@ -1,5 +1,5 @@
 """Shared test helpers: finite differences, tree flattening, a no-recompile check, brute-force
-trajectory enumeration, a random L-dependent PMFG, a route-choice game and its logit
+trajectory enumeration, random L-dependent PMFGs, a route-choice game and its logit
 equilibrium solved by scipy."""
 
 import contextlib
@@ -119,6 +119,30 @@ def brute_force_flow_and_value(game, theta, pi, tau):
 
     value.q = q
     return L, value
+
+
+def coupled_pmfg(seed=0, S=3, A=2, H=3, action_mask=None):
+    """A small dense PMFG whose kernel and reward both depend on the state-action distribution
+    (an ``L``-dependent mixing weight in ``[0.1, 0.6]`` between two kernels, a bilinear reward);
+    returns ``(game, theta)`` with the scalar ``theta = 0.7``."""
+    from mfid import PMFG
+
+    rng = np.random.default_rng(seed)
+    base = rng.dirichlet(np.ones(S), size=(H, S, A))
+    push = rng.dirichlet(np.ones(S), size=(S, A))
+    R0 = rng.normal(size=(H, S, A))
+    C = rng.normal(size=(S, A, S, A))
+
+    def transition(h, L, theta):
+        w = 0.5 * L.sum() * jnp.tanh(L[0, 0] * 4.0) + 0.1
+        return (1 - w) * jnp.asarray(base)[h] + w * jnp.asarray(push)
+
+    def reward(h, L, theta):
+        return jnp.asarray(R0)[h] + jnp.einsum("sakb,kb->sa", C, L) + theta * L.sum(1)[:, None]
+
+    mu0 = rng.dirichlet(np.ones(S))
+    game = PMFG.create(mu0, H, transition, reward, num_actions=A, action_mask=action_mask)
+    return game, 0.7
 
 
 def random_pmfg(seed=0, S=4, A=3, H=3, action_mask=None):

@@ -13,6 +13,7 @@ from helpers import (
     brute_force_flow_and_value,
     congestion_game,
     congestion_logit_equilibrium,
+    coupled_pmfg,
     fd_directional,
     flat,
     random_direction,
@@ -23,7 +24,7 @@ from helpers import (
 from scipy.optimize import minimize
 
 import mfid
-from mfid import PMFG, soft_argmax, soft_max
+from mfid import soft_argmax, soft_max
 from mfid.finite import simulate
 from solvers import Checkpointed, Implicit, Reference, Unrolled, omd_logits, solve_omd
 from solvers.omd import omd_update, policy_from_logits
@@ -42,22 +43,7 @@ MASK = np.array([[True, False, True], [False, True, False], [True, True, True]])
 
 def _game(seed=0, mask=MASK):
     """A small game whose kernel and reward both depend on the state-action distribution."""
-    rng = np.random.default_rng(seed)
-    base = rng.dirichlet(np.ones(S), size=(H, S, A))
-    push = rng.dirichlet(np.ones(S), size=(S, A))
-    R0 = rng.normal(size=(H, S, A))
-    C = rng.normal(size=(S, A, S, A))
-
-    def transition(h, L, theta):
-        w = 0.5 * L.sum() * jnp.tanh(L[0, 0] * 4.0) + 0.1
-        return (1 - w) * jnp.asarray(base)[h] + w * jnp.asarray(push)
-
-    def reward(h, L, theta):
-        return jnp.asarray(R0)[h] + jnp.einsum("sakb,kb->sa", C, L) + theta * L.sum(1)[:, None]
-
-    mu0 = rng.dirichlet(np.ones(S))
-    game = PMFG.create(mu0, H, transition, reward, num_actions=A, action_mask=mask)
-    return game, 0.7
+    return coupled_pmfg(seed, S, A, H, action_mask=mask)
 
 
 def _masked_policy(seed, mask=MASK):

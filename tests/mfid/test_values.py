@@ -6,32 +6,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import brute_force_flow_and_value
+from helpers import brute_force_flow_and_value, coupled_pmfg
 from scipy.optimize import minimize
 
-from mfid import PMFG, best_response, exploitability, policy_value, population_flow, q_values
+from mfid import best_response, exploitability, policy_value, population_flow, q_values
 
 S, A, H = 3, 2, 3
 
 
 def _game(seed=0):
     """A small game whose kernel and reward both depend on the state-action distribution."""
-    rng = np.random.default_rng(seed)
-    base = rng.dirichlet(np.ones(S), size=(H, S, A))
-    push = rng.dirichlet(np.ones(S), size=(S, A))
-    R0 = rng.normal(size=(H, S, A))
-    C = rng.normal(size=(S, A, S, A))
-
-    def transition(h, L, theta):
-        w = 0.5 * L.sum()  # L-dependent mixing weight in [0, 0.5]
-        w = w * jnp.tanh(L[0, 0] * 4.0) + 0.1
-        return (1 - w) * jnp.asarray(base)[h] + w * jnp.asarray(push)
-
-    def reward(h, L, theta):
-        return jnp.asarray(R0)[h] + jnp.einsum("sakb,kb->sa", C, L) + theta * L.sum(1)[:, None]
-
-    mu0 = rng.dirichlet(np.ones(S))
-    return PMFG.create(mu0, H, transition, reward, num_actions=A), 0.7
+    return coupled_pmfg(seed, S, A, H)
 
 
 def _random_policy(seed):
