@@ -10,7 +10,7 @@ from helpers import no_recompile
 from scipy import stats
 
 from mfid import PMFG, BeachBar, policy_value, population_flow
-from mfid.finite import _simulate, deviation_gain, inverse_cdf, simulate
+from mfid.finite import deviation_gain, inverse_cdf, simulate
 
 S, A, H = 3, 2, 3
 
