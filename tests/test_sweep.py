@@ -164,7 +164,8 @@ def ray_cluster():
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray starts its processes
 def test_ray_backend_matches_local(ray_cluster, local, tmp_path):
     rows = []
-    table = run_sweep(SPEC, tmp_path, backend="ray", on_result=lambda r, s: rows.append(r))
-    assert table["complete"] and table["backend"] == "ray" and len(rows) == 2
+    one = {**SPEC, "grid": {"tau": [2e-3]}}  # one task: each Ray worker compiles its own programs
+    table = run_sweep(one, tmp_path, backend="ray", on_result=lambda r, s: rows.append(r))
+    assert table["complete"] and table["backend"] == "ray" and len(rows) == 1
     assert ray_cluster.cluster_resources()["CPU"] == 2
-    assert _numbers(table) == _numbers(local[1])
+    assert _numbers(table) == _numbers(local[1])[1:]
