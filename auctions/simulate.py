@@ -63,7 +63,7 @@ from jax import lax
 from auctions.game import BatchedAuction, value_grid
 from auctions.mixture import MarketMixture
 from auctions.objectives import revenue as mean_field_revenue
-from mfid.checks import check_theta
+from mfid.checks import check_key, check_theta
 from mfid.finite import (
     DEFAULT_BATCH_ELEMS,
     check_count,
@@ -312,6 +312,7 @@ def simulate_auction(
     if deviator is not None:
         deviator = check_policy(deviator, shape, "deviator").astype(policy.dtype)
     check_theta(theta)
+    key = check_key(key)
     tables = _tables(game, policy, deviator)
     single = bool(game.value_kernel.single_minded)
     batch = replicate_batch(n + 4 * (1 << _radix_bits(n)), reps, batch_elems)

@@ -24,6 +24,7 @@ __all__ = [
     "check_count",
     "check_distribution",
     "check_kernel",
+    "check_key",
     "check_ns",
     "check_policy",
     "check_positive",
@@ -89,8 +90,11 @@ def check_distribution(mu, name: str, atol: float = DISTRIBUTION_ATOL) -> None:
     if not is_concrete(mu):
         return
     try:
+        kind = np.asarray(mu).dtype.kind
         mu = np.asarray(mu, dtype=float)
     except (TypeError, ValueError):
+        kind = "O"
+    if kind not in "iuf":
         raise ValueError(f"{name} must be a 1-D probability vector of numbers") from None
     if mu.ndim != 1 or mu.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D probability vector, got shape {mu.shape}")
@@ -137,9 +141,11 @@ def check_policy(policy, shape, name: str = "policy", atol: float = DISTRIBUTION
     return policy
 
 
-def check_theta(theta, name: str = "theta", like=None) -> None:
-    """Raise ``ValueError`` if a leaf of the parameter pytree is not a finite floating array, or
-    (with ``like``) if the tree structure or a leaf shape differs from ``like``'s."""
+def check_theta(theta, name: str = "theta", like=None, *, floating: bool = False) -> None:
+    """Raise ``ValueError`` if a leaf of the parameter pytree is not a finite numeric array, or
+    (with ``like``) if the tree structure or a leaf shape differs from ``like``'s. With
+    ``floating=True`` (parameters that are differentiated or optimised) every leaf must be a real
+    floating-point array."""
     if like is not None:
         s_got = jax.tree_util.tree_structure(theta)
         s_want = jax.tree_util.tree_structure(like)
@@ -163,8 +169,32 @@ def check_theta(theta, name: str = "theta", like=None) -> None:
             arr.dtype, jax.dtypes.prng_key
         ):
             raise ValueError(f"{name} leaves must be numeric arrays, got dtype {arr.dtype}")
+        if floating and arr.dtype.kind != "f":
+            raise ValueError(
+                f"{name} leaves must be real floating-point arrays (they are differentiated), "
+                f"got dtype {arr.dtype}"
+            )
         if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_key(key, name: str = "key"):
+    """A typed PRNG key from ``key``: a typed key (returned as it is), raw ``uint32`` key data
+    of shape ``(..., 2)`` or an int seed; ``ValueError`` naming ``name`` for anything else
+    (``None``, a bool, a float, a string)."""
+    if isinstance(key, (bool, np.bool_)) or key is None or isinstance(key, (str, bytes, float)):
+        raise ValueError(f"{name} must be a jax.random key or an int seed, got {key!r}")
+    if isinstance(key, (int, np.integer)):
+        return jax.random.key(int(key))
+    if not is_concrete(key):
+        return key
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return key
+    arr = np.asarray(key) if dtype is not None else None
+    if arr is None or arr.dtype != np.uint32 or arr.shape[-1:] != (2,):
+        raise ValueError(f"{name} must be a jax.random key or an int seed, got {key!r}")
+    return jax.random.wrap_key_data(key)
 
 
 def check_ns(ns) -> list[int]:

@@ -51,7 +51,7 @@ import numpy as np
 from flax import struct
 from jax import lax
 
-from mfid.checks import check_count, check_policy, check_theta
+from mfid.checks import check_count, check_key, check_policy, check_theta
 from mfid.game import MeanFieldGame
 from mfid.tree import safe_log
 
@@ -205,10 +205,12 @@ def simulate(
     """Simulate ``reps`` independent ``n``-agent plays of ``game`` (see module docstring).
 
     ``policy (H, S, A)`` is played by agents ``1..n-1`` (and by agent 0 unless ``deviator``, an
-    ``(H, S, A)`` policy for agent 0, is given). ``key`` is a ``jax.random`` key. Compiled once
+    ``(H, S, A)`` policy for agent 0, is given). ``key`` is a ``jax.random`` key (or an int
+    seed). Compiled once
     per ``(n, reps, shapes)``.
     """
     n, reps, batch_elems, policy = _checked_sampling_args(game, policy, theta, n, reps, batch_elems)
+    key = check_key(key)
     policy0 = policy if deviator is None else _checked_deviator(game, deviator, policy)
     batch = replicate_batch(n, reps, batch_elems)
     return _simulate(game, policy, policy0, theta, key, n, reps, batch)
@@ -363,6 +365,7 @@ def conditional_deviation_gain(
     ``L`` (checked at two distributions) or that carries an aggregate.
     """
     n, reps, batch_elems, policy = _checked_sampling_args(game, policy, theta, n, reps, batch_elems)
+    key = check_key(key)
     if deviator is None:
         deviator = _mean_field_best_response(game, policy, theta, tau)
     policy0 = _checked_deviator(game, deviator, policy)

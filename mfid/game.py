@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mfid.checks import check_distribution, check_kernel, is_concrete
+from mfid.checks import check_count, check_distribution, check_kernel, is_concrete
 from mfid.kernel import DenseKernel, Kernel
 
 __all__ = ["Dynamics", "MeanFieldGame", "PMFG", "check_action_mask"]
@@ -103,13 +103,21 @@ class MeanFieldGame(abc.ABC):
         mixtures of ``mu0`` with spread-out distributions) and raise ``ValueError`` on
         non-finite rewards, a kernel row that does not sum to one or negative transition mass.
         One probe serves every game and kernel (dense or structured); it is compiled once per
-        game structure, so calling it before every solve costs no recompilation."""
+        game structure, so calling it before every solve costs no recompilation. A ``theta``
+        whose pytree, shapes or dtypes the dynamics cannot take is refused here, naming
+        ``theta``, before any solver traces it."""
         if not is_concrete(self, theta):
             return
         S, A = self.num_states, self.num_actions
         if self.action_mask is not None:
             check_action_mask(self.action_mask, S, A)
-        reward, rows, mass, dense = _probe(self, theta)
+        try:
+            reward, rows, mass, dense = _probe(self, theta)
+        except (TypeError, ValueError) as err:  # raised while tracing the dynamics at theta
+            raise ValueError(
+                f"theta ({_describe(theta)}) does not fit {type(self).__name__}: its dynamics "
+                f"fail on it ({type(err).__name__}: {_first_line(err)})"
+            ) from None
         reward = np.asarray(reward)
         if reward.shape[2:] != (S, A):
             raise ValueError(f"reward must have shape (S, A) = {(S, A)}, got {reward.shape[2:]}")
@@ -130,6 +138,17 @@ class MeanFieldGame(abc.ABC):
             )
         if np.any(np.asarray(mass) < -1e-9):
             raise ValueError("transition probabilities must be >= 0")
+
+
+def _describe(theta) -> str:
+    leaves = jax.tree_util.tree_leaves(theta)
+    shapes = ", ".join(str(np.shape(x)) for x in leaves[:4]) + (", ..." if len(leaves) > 4 else "")
+    return f"{type(theta).__name__} with {len(leaves)} leaves of shapes {shapes}"
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def _probe_points(game: MeanFieldGame):
@@ -193,7 +212,12 @@ def _as_fn(x, name: str, ndim: int):
     """A dense table (time-independent ``ndim`` axes or with a leading ``H`` axis) or a callable."""
     if callable(x):
         return None, x
-    arr = jnp.asarray(x)
+    try:
+        arr = jnp.asarray(x)
+    except TypeError:
+        raise ValueError(f"{name} must be an array of numbers or a callable") from None
+    if not jnp.issubdtype(arr.dtype, jnp.number):
+        raise ValueError(f"{name} must be an array of numbers or a callable, got {arr.dtype}")
     if arr.ndim not in (ndim, ndim + 1):
         raise ValueError(
             f"{name} must have {ndim} axes (or {ndim + 1} with a leading horizon axis)"
@@ -238,13 +262,14 @@ class PMFG(MeanFieldGame):
         ``action_mask``: ``None`` or a boolean ``(S, A)`` array of allowed actions. ``ValueError``
         for a ``mu0`` that is not a distribution, a kernel row that does not sum to 1, shapes that
         disagree, a non-finite reward or a state without an allowed action."""
-        if not isinstance(horizon, (int, np.integer)) or horizon <= 0:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-        mu0 = jnp.asarray(mu0)
+        horizon = check_count(horizon, "horizon")
         check_distribution(mu0, "mu0")
+        mu0 = jnp.asarray(mu0)
         P, tfn = _as_fn(transition, "transition", 3)
         R, rfn = _as_fn(reward, "reward", 2)
         S = mu0.shape[0]
+        if num_actions is not None:
+            num_actions = check_count(num_actions, "num_actions")
         if num_actions is None:
             for arr in (P, R):
                 if arr is not None:

@@ -345,7 +345,7 @@ def design(game: MeanFieldGame, objective: Callable, theta0, *, key, maximize: b
     ``implicit``, ``reference``, ``zeroth-sgd``, ``zeroth-adam``, ``anneal``). ``key``: a PRNG
     key or int seed (required). Other keyword arguments: see :func:`design_seeds`.
     """
-    check_theta(theta0, "theta0")
+    check_theta(theta0, "theta0", floating=True)
     batch = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], theta0)
     keys = _raw_key(key)[None]
     return design_seeds(game, objective, batch, keys, maximize=maximize, estimator=estimator,
@@ -409,7 +409,7 @@ def design_seeds(
     leaves = jax.tree_util.tree_leaves(thetas0)
     if not leaves:
         raise ValueError("theta0 must be a non-empty pytree of arrays")
-    check_theta(thetas0, "theta0")
+    check_theta(thetas0, "theta0", floating=True)
     keys = _raw_key(keys)
     num = int(np.shape(leaves[0])[0])
     if keys.shape != (num, 2):

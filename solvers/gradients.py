@@ -141,15 +141,13 @@ def _value_traced(game, theta, zeta0, tau, eta, objective, iters):
     return value, aux
 
 
-_value_and_grad = jax.jit(
-    _value_and_grad_traced, static_argnames=("objective", "iters", "adjoint")
-)
+_value_and_grad = jax.jit(_value_and_grad_traced, static_argnames=("objective", "iters", "adjoint"))
 
 
 def _prepare(game, theta, zeta0, tau, eta, iters, adjoint):
     iters = check_omd_args(tau, eta, iters)
     adjoint = as_adjoint(adjoint)
-    check_theta(theta)
+    check_theta(theta, floating=True)
     game.validate(theta)
     zeta0 = initial_logits(game, zeta0)
     tau_, eta_ = jnp.asarray(tau, zeta0.dtype), jnp.asarray(eta, zeta0.dtype)
