@@ -38,8 +38,10 @@ def run_evaluate(args) -> int:
     from mfid.report.common import stamp, write_json
     from solvers import solve_omd
 
-    if args.json is not None and args.json.exists() and args.json.is_dir():
-        raise ValueError(f"--json {args.json} is a directory")
+    if args.json is not None:
+        from mfid.cli.paths import check_output_file
+
+        args.json = check_output_file(args.json, "--json")
     setting, theta, meta = load_mechanism(args.mechanism)
     eqs = meta["equilibrium"]
     tol = eqs["tol"] if args.tol is None else args.tol
@@ -67,7 +69,6 @@ def run_evaluate(args) -> int:
         print(f"  {r['round']:>5} {r['offered']:>8.4f} {r['sold']:>8.4f} "
               f"{r['remaining_before']:>9.4f} {mwb:>11} {pb:>8} {r['revenue']:>8.4f}")  # fmt: skip
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         command = "mfid " + " ".join(sys.argv[1:]) if sys.argv[1:] else "mfid evaluate"
         write_json(args.json, {**stamp(command), "mechanism": str(args.mechanism),
                                "setting": meta["setting"], "method": meta["method"],

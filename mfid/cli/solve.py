@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -26,13 +25,26 @@ def register(sub) -> None:
     p.set_defaults(func=run_solve)
 
 
-def run_solve(args) -> int:
-    from mfid.games.beach_bar import BeachBar
-    from solvers.omd import solve_omd
+FLAGS = {"num_states": "--num-states", "horizon": "--horizon", "p_still": "--p-still",
+         "crowd": "--crowd", "tau": "--tau", "eta": "--eta", "iters": "--iters", "tol": "--tol"}  # fmt: skip
 
-    game = BeachBar.create(args.num_states, args.horizon, p_still=args.p_still, crowd=args.crowd)
-    kw = dict(tau=args.tau, eta=args.eta, iters=args.iters, tol=args.tol)
-    solve_omd(game, None, **kw).exploitability.block_until_ready()  # compile
+
+def run_solve(args) -> int:
+    from mfid.cli._names import flag_names
+    from mfid.cli.paths import check_output_file
+    from mfid.games.beach_bar import BeachBar
+    from mfid.report.common import write_json
+    from solvers.omd import check_omd_args, solve_omd
+    from solvers.results import RESULTS
+
+    if args.json is not None:
+        args.json = check_output_file(args.json, "--json")
+    with flag_names(**FLAGS):
+        game = BeachBar.create(args.num_states, args.horizon, p_still=args.p_still,
+                               crowd=args.crowd)  # fmt: skip
+        check_omd_args(args.tau, args.eta, args.iters)
+        kw = dict(tau=args.tau, eta=args.eta, iters=args.iters, tol=args.tol)
+        solve_omd(game, None, **kw).exploitability.block_until_ready()  # compile
     t0 = time.perf_counter()
     res = solve_omd(game, None, **kw)
     expl = float(res.exploitability)
@@ -68,8 +80,9 @@ def run_solve(args) -> int:
     )
     if res.status_name == "max_iterations" and args.tol is not None:
         print("  note            not converged: try a smaller --eta or more --iters")
+    if not RESULTS.is_ok(res.status):
+        print(f"  warning         {res.message}")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.json, out)  # strict JSON: a non-finite number is null beside the status
         print(f"  wrote           {args.json}")
-    return 0 if res.status_name != "nonfinite" else 1
+    return 0 if RESULTS.is_ok(res.status) else 1

@@ -42,10 +42,12 @@ def run_bench_design(args) -> int:
     from auctions.settings import check_setting, make
     from auctions.study import LEARNING_RATE
     from mfid.cli.flags import counts
+    from mfid.cli.paths import check_output_file
     from mfid.cli.progress import Progress
     from mfid.report.common import stamp, write_json
     from solvers import design_seeds, warmup_cosine
 
+    args.json = check_output_file(args.json, "--json")  # before any work
     setting = check_setting(args.setting)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in modes:
@@ -98,7 +100,6 @@ def run_bench_design(args) -> int:
                f"{args.seeds} --iters {args.iters} --width {args.width} --repeats {args.repeats}")  # fmt: skip
     out = {"benchmark": "design step", **stamp(command), "setting": setting, "iters": args.iters,
            "width": args.width, "load_average": list(os.getloadavg()), "rows": rows}  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.json, out)
     for r in rows:
         print(

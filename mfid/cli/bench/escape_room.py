@@ -55,11 +55,14 @@ def run_bench_escape_room(args) -> int:
 
     from mfid.checks import check_count
     from mfid.cli.flags import counts
+    from mfid.cli.paths import check_output_file
     from mfid.games.escape_room import EscapeRoom, sample_episodes
     from mfid.report.common import stamp, write_json
     from solvers.finite_design import init_state, train_chunk
     from solvers.metagrad import MetaGrad
     from solvers.pg_agents import AgentConfig, agent_logits, init_agents
+
+    args.json = check_output_file(args.json, "--json")  # before any work
 
     for name in ("episodes", "batch", "seeds", "chunk", "repeats"):
         check_count(getattr(args, name), f"--{name}")
@@ -105,7 +108,6 @@ def run_bench_escape_room(args) -> int:
                f"--chunk {args.chunk} --repeats {args.repeats}")  # fmt: skip
     out = {"benchmark": "escape room sampler and MetaGrad iteration", "rows": rows,
            "batch": args.batch, "chunk": args.chunk, **stamp(command)}  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.json, out)
     print(f"wrote {args.json}")
     return 0

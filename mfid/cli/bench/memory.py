@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import time
 from collections.abc import Callable
@@ -213,6 +212,11 @@ def run_bench_memory(args) -> int:
         raise ValueError(f"--modes: expected a subset of {MODES}, got {args.modes!r}")
     if args.repeats <= 0 or args.T_fixed <= 0:
         raise ValueError("--repeats and --T-fixed must be positive")
+    from mfid.cli.paths import check_output_file
+    from mfid.report.common import write_json
+
+    path = check_output_file(args.json or Path(f"results/bench_memory_{args.game}.json"), "--json")
+    plot = check_output_file(args.plot or path.with_suffix(".png"), "--plot")  # before any work
     factory = GAMES[args.game]
     bench = factory(None)
     rows, h_rows = [], []
@@ -229,9 +233,6 @@ def run_bench_memory(args) -> int:
             for mode in modes:
                 h_rows.append(measure(bench_h, mode, args.T_fixed, args.repeats))
                 bar.update(mode=mode, H=H, MiB=h_rows[-1]["temp_bytes"] / 2**20)
-    path = args.json or Path(f"results/bench_memory_{args.game}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plot = args.plot or path.with_suffix(".png")
     cmd = f"mfid bench memory --game {args.game} --T {args.T} --modes {','.join(modes)}"
     if Hs:
         cmd += f" --H {args.H} --T-fixed {args.T_fixed}"
@@ -247,7 +248,7 @@ def run_bench_memory(args) -> int:
     }
     if Hs:
         report["h_sweep"] = {"T": args.T_fixed, "rows": h_rows}
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(path, report)
     _figure(plot, rows, "T", f"gradient of G_T on {args.game}: memory and time vs T")
     figures = [str(plot)]
     if Hs:

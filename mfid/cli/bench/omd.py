@@ -60,6 +60,12 @@ def register_bench(sub) -> None:
     p.set_defaults(func=run_bench_omd)
 
 
+def _runnable(python: str) -> bool:
+    import shutil
+
+    return shutil.which(python) is not None
+
+
 def time_mfglib(python: str, sizes, iters: int) -> dict:
     """Seconds per OMD iteration of MFGLib on the given ``(K, H)`` beach bars."""
     import subprocess
@@ -122,6 +128,13 @@ def run_bench_omd(args) -> int:
     if args.repeats <= 0:
         raise ValueError(f"--repeats must be positive, got {args.repeats}")
     sizes = _parse_sizes(args.sizes)
+    from mfid.cli.paths import check_output_file
+    from mfid.report.common import write_json
+
+    args.json = check_output_file(args.json, "--json")  # before any work
+    plot = check_output_file(args.plot or args.json.with_suffix(".png"), "--plot")
+    if args.mfglib_python and not _runnable(args.mfglib_python):
+        raise ValueError(f"--mfglib-python {args.mfglib_python}: not an executable python")
     measured = {}
     if args.mfglib_python:
         measured = time_mfglib(args.mfglib_python, sorted(MFGLIB_REFERENCE), args.mfglib_iters)
@@ -151,8 +164,7 @@ def run_bench_omd(args) -> int:
         + (f" ({args.mfglib_iters} MFGLib iterations each)" if measured else ""),
         "rows": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(args.json, out)
     print(f"{'K':>6} {'H':>5} {'dtype':>8} {'ms/iter':>10} {'vs MFGLib':>10} {'(measured)':>10}")
     for r in rows:
         sp = r.get("speedup_vs_mfglib_published")
@@ -161,7 +173,6 @@ def run_bench_omd(args) -> int:
             f"{r['K']:>6} {r['H']:>5} {r['dtype']:>8} {1e3 * r['seconds_per_iter']:>10.4f} "
             f"{(f'{sp:.0f}x' if sp else ''):>10} {(f'{sm:.0f}x' if sm else ''):>10}"
         )
-    plot = args.plot or args.json.with_suffix(".png")
     _plot(rows, plot)
     print(f"wrote {args.json} and {plot}")
     return 0

@@ -18,7 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -55,14 +54,17 @@ def _time(fn, repeats: int) -> float:
 def run_bench_simulate(args) -> int:
     import jax
 
-    from auctions.settings import first_price_game
-    from auctions.settings import make
+    from auctions.settings import first_price_game, make
     from auctions.simulate import simulate_auction
-    from mfid.games.beach_bar import BeachBar
-    from mfid.cli.validate import parse_ns
     from mfid.checks import check_count
+    from mfid.cli.paths import check_output_file
+    from mfid.cli.validate import parse_ns
     from mfid.finite import simulate
+    from mfid.games.beach_bar import BeachBar
+    from mfid.report.common import write_json
     from solvers.omd import solve_omd
+
+    args.json = check_output_file(args.json, "--json")  # before any work
 
     ns = [check_count(n, "n") for n in parse_ns(args.n)]
     agents = check_count(args.agents, "agents")
@@ -113,7 +115,6 @@ def run_bench_simulate(args) -> int:
         },
         "rows": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(args.json, out)
     print(f"wrote {args.json}")
     return 0

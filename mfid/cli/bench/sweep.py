@@ -60,9 +60,9 @@ def run_bench_sweep(args) -> int:
         import ray
     except ImportError:
         raise ValueError('mfid bench sweep needs Ray: pip install "mfid[ray]"') from None
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(args.json.parent, os.W_OK):
-        raise ValueError(f"--json: cannot write to {args.json.parent}")
+    from mfid.cli.paths import check_output_file
+
+    args.json = check_output_file(args.json, "--json")
     fixed = {"steps": args.steps, "num_values": args.size, "num_bids": args.size,
              "width": args.width, "iters": args.iters, "val_iters": args.val_iters}  # fmt: skip
     lrs = [float(x) for x in np.geomspace(1e-3, 1e-2, args.configs)]

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 __all__ = ["register_design", "run_design_beach_bar"]
@@ -84,21 +85,39 @@ def _command(args) -> str:
 def run_design_beach_bar(args) -> int:
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
+    from mfid.checks import check_count, check_positive
+    from mfid.cli._names import flag_names
+    from mfid.cli.paths import check_output_dir
     from mfid.cli.progress import Progress
     from mfid.games.beach_bar import BeachBar, Congestion
     from mfid.report.beach_bar import write_report
     from solvers import as_estimator, design
+    from solvers.omd import check_omd_args
+    from solvers.results import RESULTS
 
-    if args.steps <= 0:
-        raise ValueError(f"--steps must be a positive integer, got {args.steps}")
-    game = BeachBar.create(args.num_states, args.horizon, crowd=args.crowd, p_max=args.p_max)
-    objective = Congestion(float(args.beta))
-    estimator = as_estimator(args.method, u=args.u, directions=args.directions, sigma=args.sigma)
-    if args.method == "implicit":
-        from solvers import Exact, Implicit
+    flags = {n: f"--{n.replace('_', '-')}" for n in (
+        "steps", "num_states", "horizon", "crowd", "p_max", "beta", "tau", "eta", "iters",
+        "val_iters", "u", "directions", "sigma", "fixed_point_tol", "checkpoint_every")}  # fmt: skip
+    flags.update(learning_rate="--lr", seed="--seed")
+    with flag_names(**flags):  # every flag checked before any work, errors naming the flag
+        check_count(args.steps, "steps")
+        check_count(args.val_iters, "val_iters")
+        check_count(args.checkpoint_every, "checkpoint_every")
+        check_positive(args.lr, "learning_rate")
+        check_omd_args(args.tau, args.eta, args.iters)
+        game = BeachBar.create(args.num_states, args.horizon, crowd=args.crowd, p_max=args.p_max)
+        objective = Congestion(float(args.beta))
+        estimator = as_estimator(args.method, u=args.u, directions=args.directions,
+                                 sigma=args.sigma)  # fmt: skip
+        if args.method == "implicit":
+            from solvers import Exact, Implicit
 
-        estimator = Exact(Implicit(fixed_point_tol=args.fixed_point_tol))
+            estimator = Exact(Implicit(fixed_point_tol=args.fixed_point_tol))
+    out = check_output_dir(args.out, "--out")
+    if args.checkpoint_dir is not None:
+        check_output_dir(args.checkpoint_dir, "--checkpoint-dir")
     theta0 = jnp.zeros(args.num_states)
     optimizer = None
     if args.method == "zeroth-sgd":
@@ -112,6 +131,7 @@ def run_design_beach_bar(args) -> int:
             iters=args.iters, val_iters=args.val_iters, key=jax.random.key(args.seed),
             checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
             callback=lambda k, m: bar.update(obj=m["objective"][0], expl=m["exploitability"][0]),
+            throw=False,
         )  # fmt: skip
     settings = {
         "method": args.method, "steps": args.steps, "tau": args.tau, "eta": args.eta,
@@ -120,11 +140,16 @@ def run_design_beach_bar(args) -> int:
         **({"u": args.u, "directions": args.directions} if "zeroth" in args.method else {}),
         **({"sigma": args.sigma} if args.method == "anneal" else {}),
     }  # fmt: skip
-    out = Path(args.out)
     write_report(out, game, res, settings=settings, beta=float(args.beta), command=_command(args))
     print(
         f"congestion {res.initial_value:.6f} -> {res.final_value:.6f} "
         f"(exploitability {res.final_exploitability:.2e}, {res.steps} steps, "
         f"{res.seconds:.1f}s); wrote {out / 'report.json'}"
     )
+    honest = res.ok and RESULTS.is_ok(res.final.status) and np.isfinite(res.final_value)
+    if not honest:
+        print(f"mfid: warning: the design ended with status {res.status} and its final "
+              f"equilibrium with {res.final.status_name} ({res.message}); the report flags it",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
