@@ -21,3 +21,19 @@ def _release_compiled_programs():
     yield
     jax.clear_caches()
     gc.collect()
+
+
+try:  # property tests (tests/test_fuzz_pmfg.py): a fixed, derandomized profile in CI
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "mfid",
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "mfid"))
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    pass
