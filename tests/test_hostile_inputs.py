@@ -268,3 +268,30 @@ def test_a_diverged_beach_bar_design_writes_its_flagged_report_and_exits_1(tmp_p
     (ck / "design_checkpoint.npz").write_bytes(b"PK\x03\x04 not a zip")
     assert main([*BB, "--out", str(out), "--checkpoint-dir", str(ck)]) == 2
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_a_report_directory_is_fully_the_new_run_or_untouched(tmp_path):
+    from mfid.report.common import atomic_dir
+
+    out = tmp_path / "report"
+    with atomic_dir(out) as d:  # another command's report
+        (d / "report.md").write_text("old")
+        (d / "old_figure.png").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(out) as d:  # killed after its first figure
+        (d / "figure.png").write_text("new")
+        raise RuntimeError
+    assert sorted(p.name for p in out.iterdir()) == ["old_figure.png", "report.md"]
+    with atomic_dir(out) as d:  # a complete re-run replaces it: nothing stale is left beside it
+        (d / "report.md").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["report.md"]
+    assert (out / "report.md").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no temporary left behind
+
+
+def test_x32_solve_refuses_a_tolerance_float32_cannot_resolve(capsys):
+    try:
+        assert main(["--x32", *SOLVE]) == 2  # the default --tol 1e-10
+        err = capsys.readouterr().err
+        assert "--tol" in err and "float32" in err and err.count("\n") == 1, err
+    finally:
+        jax.config.update("jax_enable_x64", True)
