@@ -26,7 +26,7 @@ OUTCOMES: Counter = Counter()
 ARGUMENTS = ("mu0", "transition", "reward", "horizon", "num_actions", "action_mask", "theta",
              "tau", "eta", "iters", "tol", "key", "steps")  # fmt: skip
 OK = (RESULTS.successful.name, RESULTS.max_iterations.name)
-S_CHOICES, A, H, ITERS = (3,), 2, 2, 12  # one shape: every example reuses the compiled programs
+S_CHOICES, A, H, ITERS = (3,), 2, 3, 12  # one shape: every example reuses the compiled programs
 
 
 def congestion(game, theta, L, info):
@@ -42,11 +42,12 @@ def theta_reward(h, L, theta):
 
 
 def leaky_transition(h, L, theta):
-    """Uniform rows scaled by ``1 + 5 max(0, max L - 0.6)``: stochastic at the validation probes
-    (spread-out ``L``), mass-creating once the population concentrates."""
+    """Uniform rows, scaled by 1.5 where state 0 holds a third of the population (within 1e-3):
+    after round 0 it always does (the rows are uniform), at the validation probes (``mu0`` and
+    mixtures with it) only by chance: mass created away from the probes."""
     S = L.shape[0]
-    scale = 1.0 + 5.0 * jnp.maximum(0.0, jnp.max(L) - 0.6)
-    return jnp.full((S, A, S), 1.0 / S) * scale
+    leak = jnp.abs(jnp.sum(L[0]) - 1.0 / S) < 1e-3
+    return jnp.full((S, A, S), 1.0 / S) * (1.0 + 0.5 * leak)
 
 
 BAD = {  # one hostile value per argument (an example corrupts at most one)
