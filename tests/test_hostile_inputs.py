@@ -205,23 +205,16 @@ def test_bad_json_paths_fail_before_any_work_and_create_nothing(command, tmp_pat
 def test_bad_output_dirs_and_programs_fail_before_any_work(tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("x")
-    for argv, flag in (
+    js = str(tmp_path / "x.json")
+    cases = [
         ([*BB, "--out", str(f)], "--out"),
         ([*BB, "--out", str(tmp_path / "o"), "--checkpoint-dir", str(f)], "--checkpoint-dir"),
-        (
-            [
-                "bench",
-                "omd",
-                "--sizes",
-                "4x2",
-                "--json",
-                str(tmp_path / "x.json"),
-                "--mfglib-python",
-                str(tmp_path / "nonexistent"),
-            ],
-            "--mfglib-python",
-        ),  # fmt: skip
-    ):
+        (["bench", "omd", "--sizes", "4x2", "--json", js, "--mfglib-python",
+          str(tmp_path / "nonexistent")], "--mfglib-python"),
+        (["bench", "omd", "--sizes", "4x2", "--json", js, "--plot", str(tmp_path)], "--plot"),
+        (["bench", "memory", "--json", js, "--plot", str(f / "p.png")], "--plot"),
+    ]  # fmt: skip
+    for argv, flag in cases:
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert flag in err and err.count("\n") == 1, err
