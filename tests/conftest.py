@@ -37,3 +37,13 @@ try:  # property tests (tests/test_fuzz_pmfg.py): a fixed, derandomized profile 
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "mfid"))
 except ImportError:  # pragma: no cover - hypothesis is in the test extra
     pass
+
+
+@pytest.fixture(autouse=True)
+def _restore_cpu_affinity():
+    """A design command run in-process pins its process to one core (mfid.cli); give the test
+    process its cores back afterwards, so parallel test workers do not all end up on core 0."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    yield
+    if cores is not None and os.sched_getaffinity(0) != cores:
+        os.sched_setaffinity(0, cores)
