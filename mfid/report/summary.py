@@ -44,19 +44,32 @@ def collect(results_dir) -> list[dict]:
     return sorted(reports, key=lambda r: _setting_order(r["setting"]))
 
 
+def _value(rep: dict, m: dict) -> float:
+    return m["revenue_mean"] if rep.get("objective") == "revenue" else m["objective_mean"]
+
+
+def _best(rep: dict) -> str | None:
+    """The method with the best value among those whose equilibria all converged."""
+    ok = {k: _value(rep, m) for k, m in rep["methods"].items() if m.get("converged")}
+    return max(ok, key=ok.get) if ok else None
+
+
 def _cell(rep: dict, method: str) -> str:
     m = rep["methods"].get(method)
     if m is None:
         return "—"
-    value = m["revenue_mean"] if rep.get("objective") == "revenue" else m["objective_mean"]
+    revenue = rep.get("objective") == "revenue"
+    value = _value(rep, m)
     seeds = m.get("seeds", 1)
-    spread = f" ± {m['revenue_std']:.4f}" if seeds > 1 and rep.get("objective") == "revenue" else ""
-    if rep.get("bound") is not None and m.get("share_of_bound") is not None:
+    spread = f" ± {m['revenue_std']:.4f}" if seeds > 1 and revenue else ""
+    if revenue and rep.get("bound") is not None and m.get("share_of_bound") is not None:
         rel = f"{100 * m['share_of_bound']:.1f} % of B"
-    else:
+    elif revenue:
         rel = f"{100 * m['gain_over_first_price']:+.1f} % vs FP"
+    else:  # the setting's own objective against first price's
+        rel = f"{100 * (value / rep['first_price']['objective'] - 1):+.1f} % vs FP"
     flag = "" if m.get("converged") else " **unconverged**"
-    best = "**" if rep.get("best_method") == method else ""
+    best = "**" if _best(rep) == method else ""
     return (f"{best}{value:.4f}{best}{spread} ({rel}; ε ≤ {m['exploitability_max']:.0e})"
             f"{flag}")  # fmt: skip
 
@@ -69,6 +82,7 @@ def settings_table(reports: list[dict]) -> str:
     for rep in reports:
         fp = rep["first_price"]
         fp_value = fp["revenue"] if rep.get("objective") == "revenue" else fp["objective"]
+        fp_flag = "" if fp.get("status", "successful") == "successful" else " **unconverged**"
         cfg = rep.get("config", {})
         bound = f"{rep['bound']:.4f}" if rep.get("bound") is not None else "none"
         if rep.get("bound") is None and rep.get("bound_reason"):
@@ -76,7 +90,7 @@ def settings_table(reports: list[dict]) -> str:
         row = [
             f"[{rep['setting']}]({rep['_dir']}/report.md)",
             rep.get("objective", "revenue"),
-            f"{fp_value:.4f} (ε ≤ {fp['exploitability']:.0e})",
+            f"{fp_value:.4f} (ε ≤ {fp['exploitability']:.0e}){fp_flag}",
             *[_cell(rep, m) for m in METHODS],
             bound,
             f"{cfg.get('seeds', '?')}, {cfg.get('steps', '?')}, {cfg.get('num_values', '?')}",
@@ -97,7 +111,8 @@ def write_summary(results_dir, readme=None) -> Path:
         f"{BEGIN}\n"
         "Converged revenue per capita (mean ± std over seeds) at each mechanism's equilibrium, "
         "its share of the revenue bound B where one applies (else its gain over first price) "
-        "and the largest exploitability ε of its equilibria; the best method in bold. "
+        "and the largest exploitability ε of its equilibria; in bold the best method among those "
+        "whose equilibria all reached the tolerance (an unconverged value is not a result). "
         "Regenerate with `mfid summarize " + str(root) + "`.\n\n"
         + settings_table(reports)
         + f"{END}"

@@ -39,7 +39,10 @@ def test_table_rows_in_setting_order_with_shares_gains_and_flags(tmp_path):
     assert "+60.0 % vs FP" in rows["[A2](A2/report.md)"] and "unconverged" in rows["[A2](A2/report.md)"]
     assert "none (value drift)" in rows["[A2](A2/report.md)"]
     # A9's own objective (the mix), not its revenue, is compared with first price's
-    assert "**0.2500**" in rows["[A9](A9/report.md)"] and "0.1600 (ε" in rows["[A9](A9/report.md)"]
+    assert "**0.2500** (+56.2 % vs FP" in rows["[A9](A9/report.md)"]
+    assert "0.1600 (ε" in rows["[A9](A9/report.md)"]
+    # the best *converged* method is bold: A2's are all unconverged
+    assert "**0.2400**" not in rows["[A2](A2/report.md)"]
 
 
 def test_no_reports_is_an_error(tmp_path):
