@@ -134,7 +134,9 @@ def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: De
         lambda T, t: T.at[worst].set(jnp.where(better, t, T[worst])), state.top_thetas, theta
     )
     top_values = state.top_values.at[worst].set(jnp.where(better, value, state.top_values[worst]))
-    top_steps = state.top_steps.at[worst].set(jnp.where(better, state.step, state.top_steps[worst]))
+    top_steps = state.top_steps.at[worst].set(
+        jnp.where(better, state.step, state.top_steps[worst]).astype(state.top_steps.dtype)
+    )
     moved = DesignState(
         new_theta,
         opt_state,
