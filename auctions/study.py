@@ -45,7 +45,7 @@ from auctions.game import AuctionRound
 from auctions.objectives import make_objective
 from auctions.settings import check_setting, first_price_game, make
 from mfid.checks import check_count, check_positive
-from solvers import as_estimator, design_seeds, solve_omd, warmup_cosine
+from solvers import Backtracking, as_estimator, design_seeds, solve_omd, warmup_cosine
 from solvers.checkpoint import fingerprint, load_record, save_record
 from solvers.gradients import objective_at
 
@@ -147,6 +147,7 @@ def run_revenue_design(
     tau: float = 1e-3,
     eta: float = 10.0,
     iters: int = 400,
+    tau_start: float | None = None,
     val_iters: int = 10000,
     val_tol: float = 1e-9,
     learning_rate: float = LEARNING_RATE,
@@ -156,6 +157,7 @@ def run_revenue_design(
     num_values: int = 100,
     num_bids: int = 100,
     warm_start: bool = False,
+    backtrack: bool = False,
     select: str = "converged",
     keep: int = 3,
     u: float = 0.05,
@@ -172,7 +174,10 @@ def run_revenue_design(
     the report flags it). ``select="converged"`` (default) chooses, for every method alike,
     among the last iterate and the ``keep`` best-surrogate iterates the one with the best
     converged value. ``warm_start=False`` (default) evaluates every surrogate ``G_T`` from the
-    uniform policy. ``u`` and ``sigma`` are the zeroth-order radii (0-SGD/0-ADAM, ANNEAL). ``precision`` is
+    uniform policy. ``backtrack=True`` rejects and shortens, for every method alike, a step whose
+    surrogate is worse than the last accepted one (:class:`solvers.Backtracking`); ``tau_start``
+    lowers the surrogate's temperature in stages from ``tau_start`` to ``tau`` over the first half
+    of the steps (:func:`solvers.design_seeds`). ``u`` and ``sigma`` are the zeroth-order radii (0-SGD/0-ADAM, ANNEAL). ``precision`` is
     the compute precision of the design steps; every reported number is evaluated in the default
     float dtype. ``callback(method, step, metrics)`` reports progress. Time per step is the
     median wall time of the steps after the first (compilation excluded; ``compile_seconds`` is
@@ -193,10 +198,10 @@ def run_revenue_design(
     checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
     config = {
         "steps": steps, "seeds": seeds, "tau": tau, "eta": eta, "iters": iters,
-        "val_iters": val_iters, "val_tol": val_tol, "learning_rate": learning_rate,
+        "tau_start": tau_start, "val_iters": val_iters, "val_tol": val_tol, "learning_rate": learning_rate,
         "zo_learning_rate": zo_learning_rate if zo_learning_rate is not None else learning_rate,
         "width": width, "draws": draws if setting == "A3" else None, "warm_start": warm_start,
-        "select": select, "keep": keep, "u": u, "sigma": sigma, "num_values": num_values, "num_bids": num_bids,
+        "backtrack": bool(backtrack), "select": select, "keep": keep, "u": u, "sigma": sigma, "num_values": num_values, "num_bids": num_bids,
         "precision": precision or jnp.dtype(jnp.result_type(float)).name,
     }  # fmt: skip
     t_start = time.perf_counter()
@@ -240,8 +245,9 @@ def run_revenue_design(
         t = time.perf_counter()
         results = design_seeds(
             game, objective, thetas0, keys, maximize=True, estimator=est, optimizer=optimizer,
-            steps=n, tau=tau, eta=eta, iters=iters, val_iters=val_iters, val_tol=val_tol,
-            warm_start=warm_start, select=select, keep=keep, precision=precision, throw=False,
+            steps=n, tau=tau, eta=eta, iters=iters, tau_start=tau_start, val_iters=val_iters, val_tol=val_tol,
+            warm_start=warm_start, backtrack=Backtracking() if backtrack else None,
+            select=select, keep=keep, precision=precision, throw=False,
             callback=None if callback is None else (lambda k, mt, m=m: callback(m, k, mt)),
             checkpoint_dir=ckpt, checkpoint_every=checkpoint_every, config=identity,
         )  # fmt: skip

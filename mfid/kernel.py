@@ -18,8 +18,6 @@ import abc
 import jax.numpy as jnp
 from flax import struct
 
-
-
 __all__ = ["DenseKernel", "Kernel"]
 
 

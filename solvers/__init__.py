@@ -14,6 +14,7 @@ from solvers.adjoint import (
     as_adjoint,
 )
 from solvers.design_loop import (
+    Backtracking,
     DesignProblem,
     DesignResult,
     DesignState,
@@ -53,6 +54,7 @@ __all__ = [
     "AbstractEstimator",
     "Anneal",
     "Checkpointed",
+    "Backtracking",
     "DesignProblem",
     "DesignResult",
     "DesignState",

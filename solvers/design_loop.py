@@ -18,7 +18,10 @@ checkpoint and resume (:mod:`solvers.checkpoint`; the fingerprint covers the gam
 the objective, the estimator, the optimiser settings, ``theta0`` and the key), and return the
 final mechanism's equilibrium after ``val_iters`` OMD steps from the uniform policy.
 
-``G_T`` is the optimisation surrogate; a design's reported value is its equilibrium's.
+Options: ``backtrack=Backtracking()`` rejects a step whose surrogate is worse than the last
+accepted one and retries it shorter; ``tau_start`` anneals the surrogate's temperature in stages
+down to ``tau`` (continuation). ``G_T`` is the optimisation surrogate; a design's reported value
+is its equilibrium's.
 
 Example::
 
@@ -55,6 +58,7 @@ from solvers.omd import OMDResult, check_omd_args, solve_omd, solve_omd_batch
 from solvers.results import RESULTS, raise_for_status
 
 __all__ = [
+    "Backtracking",
     "DesignProblem",
     "DesignResult",
     "DesignState",
@@ -83,6 +87,41 @@ class DesignState(NamedTuple):
     top_steps: jnp.ndarray  # the design steps they were evaluated at, shape (keep,)
     status: jnp.ndarray  # RESULTS code; anything but successful freezes the state
     step: jnp.ndarray  # steps taken
+    anchor_theta: Any  # backtracking: the last accepted iterate ...
+    anchor_value: jnp.ndarray  # ... its G_T ...
+    anchor_step: Any  # ... and the step it proposed (new theta minus it)
+    scale: jnp.ndarray  # backtracking: the factor applied to the proposed step
+
+
+@dataclasses.dataclass(frozen=True)
+class Backtracking:
+    """Step rejection for the design loop (the same rule for every estimator).
+
+    An iterate whose surrogate is worse than the last accepted iterate's by more than
+    ``tolerance`` (relative) is rejected: the next iterate is the accepted one plus its proposed
+    step scaled by ``shrink`` once more (no new gradient is needed); an accepted iterate
+    proposes a new step and the scale grows by ``grow`` (at most 1)::
+
+        accept:  anchor <- theta_k;  s <- min(1, grow s);  theta_{k+1} = theta_k + s d_k
+        reject:                      s <- shrink s;        theta_{k+1} = anchor + s d_anchor
+
+    where ``d_k = estimator.update(theta_k) - theta_k``. The rejected evaluation still counts
+    in the budget and in the trace. Example::
+
+        from solvers import Backtracking
+        Backtracking(shrink=0.5, grow=1.5)
+    """
+
+    shrink: float = 0.5
+    grow: float = 1.5
+    tolerance: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 < self.shrink < 1.0:
+            raise ValueError(f"shrink must be in (0, 1), got {self.shrink!r}")
+        if not self.grow >= 1.0:
+            raise ValueError(f"grow must be >= 1, got {self.grow!r}")
+        check_positive(self.tolerance, "tolerance", allow_zero=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +134,7 @@ class DesignProblem:
     iters: int
     maximize: bool
     warm_start: bool
+    backtrack: Backtracking | None = None
 
 
 def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: DesignState):
@@ -126,6 +166,21 @@ def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: De
     new_theta, opt_state, gnorm = problem.estimator.update(
         loss, theta, sign * value, loss_grad, sub, problem.optimizer, state.opt_state
     )
+    anchor = (state.anchor_theta, state.anchor_value, state.anchor_step, state.scale)
+    bt = problem.backtrack
+    if bt is not None:
+        tree = jax.tree_util.tree_map
+        d = tree(lambda n, t: n - t, new_theta, theta)
+        a_theta, a_value, a_step, scale = anchor
+        slack = bt.tolerance * jnp.abs(a_value)
+        accept = ~jnp.isfinite(a_value) | (sign * value <= sign * a_value + slack)
+        scale = jnp.where(accept, jnp.minimum(1.0, scale * bt.grow), scale * bt.shrink)
+        pick = lambda a, b: tree(lambda x, y: jnp.where(accept, x, y), a, b)  # noqa: E731
+        base, step = pick(theta, a_theta), pick(d, a_step)
+        new_theta = tree(lambda b, s_: (b + scale.astype(b.dtype) * s_).astype(b.dtype), base,
+                         step)  # fmt: skip
+        opt_state = pick(opt_state, state.opt_state)
+        anchor = (base, jnp.where(accept, value, a_value), step, scale.astype(state.scale.dtype))
     status = jnp.where(all_finite(new_theta), aux.status, RESULTS.nonfinite.code)
     ok = (state.status == RESULTS.successful.code) & (status == RESULTS.successful.code)
     worst = jnp.argmax(sign * state.top_values)  # the slot to replace
@@ -147,6 +202,7 @@ def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: De
         top_steps,
         state.status,
         state.step + 1,
+        *anchor,
     )
     keep = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), moved, state)
     new = keep._replace(
@@ -159,6 +215,7 @@ def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: De
         "grad_norm": gnorm.astype(mdtype),
         "fixed_point_residual": aux.fixed_point_residual.astype(mdtype),
         "status": status,
+        "scale": state.scale if bt is None else anchor[3],
     }
     return new, metrics
 
@@ -166,6 +223,16 @@ def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: De
 _step = jax.jit(design_step, static_argnums=(0,))
 _step_batched = jax.jit(jax.vmap(design_step, in_axes=(None, None, None, None, 0)),
                         static_argnums=(0,))  # fmt: skip
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _step_single(problem, game, tau, eta, state):
+    """:func:`design_step` on a batch of one seed without ``vmap`` (the batched program's
+    per-seed matrix products are slower on a CPU than plain ones: ``mfid bench design``)."""
+    new, metrics = design_step(problem, game, tau, eta, jax.tree_util.tree_map(lambda x: x[0],
+                                                                               state))  # fmt: skip
+    expand = partial(jax.tree_util.tree_map, lambda x: jnp.asarray(x)[None])
+    return expand(new), expand(metrics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,8 +435,12 @@ def design_seeds(
     tau: float = 1e-3,
     eta: float = 10.0,
     iters: int = 400,
+    tau_start: float | None = None,
+    tau_steps: int | None = None,
+    tau_stages: int = 3,
     val_iters: int = 500,
     warm_start: bool = True,
+    backtrack: Backtracking | None = None,
     select: str = "last",
     keep: int = 3,
     val_tol: float | None = None,
@@ -384,7 +455,13 @@ def design_seeds(
     matching PRNG key of ``keys`` (stacked raw keys or typed keys) as one batched program.
 
     ``optimizer``: any optax transformation (default ``optax.adam(learning_rate)``; unused by
-    ANNEAL). ``tau``, ``eta``, ``iters`` set the T-step surrogate, ``val_iters`` the evaluation
+    ANNEAL). ``tau``, ``eta``, ``iters`` set the T-step surrogate; with ``tau_start`` the
+    surrogate's temperature is annealed in stages (continuation in the entropy regularisation):
+    step ``k`` uses ``tau_k = tau_start^(1 - f) tau^f`` with ``f = min(1, floor(k tau_stages /
+    tau_steps) / tau_stages)`` (default ``tau_steps = steps // 2``), so the first ``tau_steps``
+    steps run ``tau_stages`` temperatures from ``tau_start`` down and the rest run ``tau``; a new
+    temperature is a new surrogate, so backtracking starts afresh with it. Every evaluation
+    uses ``tau``. ``val_iters`` the evaluation
     of the initial and final ``theta`` (with ``val_tol``: OMD until ``|exploitability| <=
     val_tol``, at most ``val_iters`` steps; the status says whether it got there). ``select``:
     which parameters are returned, the same rule for every estimator: ``"last"`` iterate,
@@ -401,6 +478,11 @@ def design_seeds(
     when a custom ``optimizer`` is given).
     """
     iters = _check_args(steps, val_iters, checkpoint_every, maximize, select, tau, eta, iters)
+    if tau_start is not None:
+        check_positive(tau_start, "tau_start")
+        tau_steps = check_count(tau_steps if tau_steps is not None else max(1, steps // 2),
+                                "tau_steps")  # fmt: skip
+        tau_stages = check_count(tau_stages, "tau_stages")
     keep = check_count(keep, "keep")
     if val_tol is not None:
         check_positive(val_tol, "val_tol", allow_zero=True)
@@ -432,13 +514,17 @@ def design_seeds(
         tops = jax.tree_util.tree_map(lambda x: jnp.stack([x] * keep), theta)
         return DesignState(theta, opt_state, jnp.zeros(shape, cdtype), key, tops,
                            jnp.full((keep,), worst), jnp.zeros((keep,), jnp.int32),
-                           jnp.asarray(RESULTS.successful.code),
-                           jnp.asarray(0))  # fmt: skip
+                           jnp.asarray(RESULTS.successful.code), jnp.asarray(0),
+                           theta, worst, jax.tree_util.tree_map(jnp.zeros_like, theta),
+                           jnp.ones((), dtype))  # fmt: skip
 
     state = jax.vmap(init)(thetas, keys)
     step_game = game if cdtype == game.dtype else cast_floating(game, cdtype)
     tau_, eta_ = jnp.asarray(tau, cdtype), jnp.asarray(eta, cdtype)
-    problem = DesignProblem(objective, estimator, opt, iters, maximize, bool(warm_start))
+    if backtrack is not None and not isinstance(backtrack, Backtracking):
+        raise ValueError(f"backtrack must be a Backtracking or None, got {backtrack!r}")
+    problem = DesignProblem(objective, estimator, opt, iters, maximize, bool(warm_start),
+                            backtrack)  # fmt: skip
     evals = estimator.evaluations_per_step
     trace: dict[str, list] = {k: [] for k in _TRACE_KEYS}
 
@@ -449,7 +535,9 @@ def design_seeds(
         settings = {
             "objective": repr(objective), "estimator": repr(estimator), "iters": iters,
             "tau": float(tau), "eta": float(eta), "maximize": maximize,
+            "tau_start": tau_start, "tau_steps": tau_steps, "tau_stages": tau_stages,
             "warm_start": bool(warm_start), "select": select, "keep": keep,
+            "backtrack": repr(backtrack),
             "val_tol": val_tol, "precision": cdtype.name,
             "optimizer": repr(opt) if isinstance(opt, Optimizer) else None,
             "val_iters": int(val_iters), "config": config or {},
@@ -462,6 +550,10 @@ def design_seeds(
                 raise ValueError(f"checkpoint {ckpt} holds {start} finished steps, more than "
                                  f"steps={steps}")  # fmt: skip
 
+    def tau_at(k):
+        f = min(1.0, (k * tau_stages // tau_steps) / tau_stages)
+        return tau_start ** (1.0 - f) * float(tau) ** f
+
     t0 = time.perf_counter()
     seeds0 = [jax.tree_util.tree_map(lambda x, i=i: x[i], thetas) for i in range(num)]
     if val_tol is None:
@@ -470,7 +562,12 @@ def design_seeds(
         initial = _evaluate_many(game, objective, seeds0, tau, eta, val_iters, val_tol)
     for k in range(start, steps):
         ts = time.perf_counter()
-        state, metrics = _step_batched(problem, step_game, tau_, eta_, state)
+        if tau_start is not None:
+            tau_ = jnp.asarray(tau_at(k), cdtype)
+            if k > 0 and tau_at(k) != tau_at(k - 1):  # a new surrogate: backtracking afresh
+                state = state._replace(anchor_value=jnp.full_like(state.anchor_value, worst))
+        state, metrics = (_step_single if num == 1 else _step_batched)(problem, step_game, tau_,
+                                                                       eta_, state)  # fmt: skip
         metrics = jax.device_get(metrics)
         metrics["seconds"] = np.full(num, time.perf_counter() - ts)
         for name in _TRACE_KEYS:
@@ -486,7 +583,7 @@ def design_seeds(
     state = jax.device_get(state)
     results = []
     for i in range(num):
-        st = jax.tree_util.tree_map(lambda x: x[i], state)
+        st = jax.tree_util.tree_map(lambda x, i=i: x[i], state)
         theta, final, selected, surrogate, cands, sel_step = _select(
             game, objective, st, select, maximize, tau, eta, val_iters, val_tol, trace, i
         )

@@ -1,7 +1,15 @@
 import os
 import sys
+import tempfile
 
-import jax
+# One persistent XLA compilation cache for the whole run: the test workers, the CLI subprocesses,
+# the notebook kernels and the Ray workers compile many of the same programs (they inherit this).
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"mfid-tests-xla-{os.getuid()}")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -24,7 +24,7 @@ def _imports():
 
 def _top_floor(rel) -> bool:
     return rel.parts[0] == "mfid" and len(rel.parts) > 1 and rel.parts[1] in (
-        "cli", "report", "__main__.py", "sweep.py",
+        "cli", "report", "__main__.py",
     )  # fmt: skip
 
 

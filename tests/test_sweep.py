@@ -1,4 +1,4 @@
-"""Sweeps (mfid.sweep, mfid sweep): the spec expands to the right configurations and rejects
+"""Sweeps (mfid.cli.sweep_engine, mfid sweep): the spec expands to the right configurations and rejects
 bad keys; a killed sweep, restarted, skips what finished and ends with the same table; the Ray
 backend on a real local cluster (2 CPUs) gives the same numbers as the local backend. One
 module-scoped local sweep is shared (its compiled programs are reused by the tests after it)."""
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mfid.cli import main
-from mfid.sweep import check_spec, config_key, expand, run_sweep
+from mfid.cli.sweep_engine import check_spec, config_key, expand, run_sweep
 
 SPEC = {
     "settings": ["A1"],

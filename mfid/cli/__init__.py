@@ -33,7 +33,8 @@ def _modules():
     """Every command module: ``mfid/cli/*.py`` and the group packages ``mfid/cli/design/``,
     ``mfid/cli/bench/`` (a module there defines ``register_<group>``)."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name in ("progress", "config", "flags", "paths"):
+        if info.name.startswith("_") or info.name in ("progress", "config", "flags", "paths",
+                                                          "sweep_engine"):
             continue
         mod = importlib.import_module(f"{__name__}.{info.name}")
         if info.ispkg:

@@ -1,5 +1,5 @@
 """``mfid sweep``: a grid (or list) of revenue-design configurations, resumable, on one machine
-or on a Ray cluster (see :mod:`mfid.sweep` for the spec and what is written).
+or on a Ray cluster (see :mod:`mfid.cli.sweep_engine` for the spec and what is written).
 
 The spec comes from a TOML file, from flags, or from both (flags override the file's
 ``settings``/``methods``/``seeds``, ``--set`` adds to its ``[fixed]`` table and ``--grid`` to its
@@ -37,7 +37,7 @@ def register(sub) -> None:
         "writes OUT/sweep.json, OUT/sweep.md, OUT/sweep.png and every run's report.",
     )
     p.add_argument("spec", nargs="?", type=Path, default=None,
-                   help="TOML sweep spec (see mfid.sweep); flags below add to or override it")  # fmt: skip
+                   help="TOML sweep spec (see mfid.cli.sweep_engine); flags below add to or override it")  # fmt: skip
     p.add_argument("--settings", default=None, help="comma-separated settings (e.g. A1,A2)")
     p.add_argument("--methods", default=None,
                    help="comma-separated subset of amid, zeroth-adam, zeroth-sgd, anneal")  # fmt: skip
@@ -89,7 +89,7 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
 
 def build_spec(args) -> dict:
     """The sweep spec of the command line: the file (if any), then the flags."""
-    from mfid.sweep import load_spec
+    from mfid.cli.sweep_engine import load_spec
 
     spec = load_spec(args.spec) if args.spec is not None else {"fixed": {}, "grid": {"*": {}}}
     if args.settings is not None:
@@ -112,7 +112,7 @@ def build_spec(args) -> dict:
 
 def run_sweep_command(args) -> int:
     from mfid.cli.progress import Progress
-    from mfid.sweep import check_spec, expand, run_sweep
+    from mfid.cli.sweep_engine import check_spec, expand, run_sweep
 
     spec = check_spec(build_spec(args), where=str(args.spec) if args.spec else "the flags")
     out = args.out

@@ -81,7 +81,7 @@ import numpy as np
 from flax import struct
 from jax import lax
 
-from mfid.checks import check_count, check_distribution, check_positive, check_policy
+from mfid.checks import check_count, check_distribution, check_policy, check_positive
 from mfid.finite import inverse_cdf, replicate_batch
 from mfid.game import Dynamics, MeanFieldGame
 from mfid.games.gtb import (

@@ -469,6 +469,12 @@ def _markdown(s: dict, figs: list[str]) -> str:
         f"radius u = {c['u']}; ANNEAL radius {c['sigma']}. Design steps compute in "
         f"{c['precision']}; every reported number in float64.",
     ]  # fmt: skip
+    if c.get("backtrack"):
+        lines.append("- Step rejection: a step whose surrogate is worse than the last accepted "
+                     "one is retried from it with half the step, for every method alike.")  # fmt: skip
+    if c.get("tau_start") is not None:
+        lines.append(f"- Temperature continuation: the surrogate's tau falls in stages from "
+                     f"{c['tau_start']} to {c['tau']} over the first half of the steps.")  # fmt: skip
     if bound:
         lines.append(
             f"- Revenue bound: the best posted price on the grid, B = {bound:.4f} at price "

@@ -212,3 +212,65 @@ def test_seeds_batched_in_one_program_equal_one_at_a_time():
                                    atol=1e-12)  # fmt: skip
         np.testing.assert_allclose(batch[s].objective, one.objective, rtol=1e-12)
         assert batch[s].final_value == pytest.approx(one.final_value, rel=1e-12)
+
+
+@pytest.mark.parametrize("tau_start", [None, 0.4])
+def test_backtracking_follows_a_hand_written_reference(tau_start):
+    """Step rejection (and the staged temperature continuation) against the rule written out
+    with optax and value_and_grad: the same surrogate trace and final theta; with a step too
+    large for the problem it rejects, and a new temperature restarts the comparison."""
+    import optax
+
+    from solvers import Backtracking, value_and_grad
+
+    bt = Backtracking(shrink=0.5, grow=1.5)
+    kw = {k: v for k, v in KW.items() if k not in ("learning_rate", "val_iters", "key", "tau")}
+    lr, steps, tau, stages, tau_steps = 3.0, 12, KW["tau"], 2, 6
+    res = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=steps,
+                 learning_rate=lr, backtrack=bt, warm_start=False, val_iters=50, tau=tau,
+                 tau_start=tau_start, tau_steps=tau_steps, tau_stages=stages,
+                 key=jax.random.key(0), **kw)  # fmt: skip
+
+    def tau_at(k):  # stages of tau_steps / stages steps, geometric from tau_start to tau
+        if tau_start is None:
+            return tau
+        f = min(1.0, (k * stages // tau_steps) / stages)
+        return tau_start ** (1 - f) * tau**f
+
+    opt = optax.adam(lr)
+    theta, state = jnp.zeros(10), opt.init(jnp.zeros(10))
+    anchor, a_value, a_step, scale = theta, np.inf, jnp.zeros(10), 1.0
+    values, rejected = [], 0
+    for k in range(steps):
+        if k > 0 and tau_at(k) != tau_at(k - 1):
+            a_value = np.inf
+        v, g, _ = value_and_grad(game(), congestion_objective, theta, tau=tau_at(k), **kw)
+        values.append(float(v))
+        if float(v) <= a_value:
+            upd, state = opt.update(g, state, theta)
+            anchor, a_value, a_step = theta, float(v), upd
+            scale = min(1.0, scale * 1.5)
+        else:
+            scale, rejected = scale * 0.5, rejected + 1
+        theta = anchor + scale * a_step
+    assert rejected >= 2
+    np.testing.assert_allclose(res.objective, values, rtol=1e-10, atol=1e-12)
+    assert res.selected == "last"
+    np.testing.assert_allclose(np.asarray(res.theta), np.asarray(theta), rtol=1e-9, atol=1e-12)
+    if tau_start is not None:  # three temperatures: 0.4, 0.2, then 0.1
+        assert len({round(tau_at(k), 12) for k in range(steps)}) == 3
+
+
+def test_backtracking_is_checked():
+    from solvers import Backtracking
+
+    for kw, name in (({"shrink": 1.0}, "shrink"), ({"grow": 0.5}, "grow"),
+                     ({"tolerance": -1.0}, "tolerance")):  # fmt: skip
+        with pytest.raises(ValueError, match=name):
+            Backtracking(**kw)
+    with pytest.raises(ValueError, match="tau_start"):
+        design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=2,
+               tau_start=-1.0, **KW)  # fmt: skip
+    with pytest.raises(ValueError, match="backtrack"):
+        design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=2,
+               backtrack=0.5, **KW)  # fmt: skip

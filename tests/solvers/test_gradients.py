@@ -46,8 +46,8 @@ def test_objective_receives_the_solvers_game():
     gB = st.game.replace(alpha_max=jnp.asarray(0.5))
     vB = float(value_and_grad(gB, revenue, st.theta0, **kw)[0])
     vA = float(value_and_grad(st.game, revenue, st.theta0, **kw)[0])
-    from solvers import omd_logits, policy_from_logits
     from mfid import population_flow
+    from solvers import omd_logits, policy_from_logits
 
     z = jax.jit(lambda g, t: omd_logits(g, t, tau=0.05, eta=2.0, iters=25))(gB, st.theta0)
     L = population_flow(gB, policy_from_logits(z)[0], st.theta0)

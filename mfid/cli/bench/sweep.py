@@ -3,7 +3,7 @@ throughput of batched seeds against one seed at a time, in one run.
 
 1. *Backends*: ``--configs`` configurations of ``--setting`` (AMID at learning rates spread over
    ``1e-3 … 1e-2``; every learning rate is a separate compiled design step, as in a real tuning
-   sweep) × ``--seeds`` seeds, run by :func:`mfid.sweep.run_sweep` into fresh directories, first
+   sweep) × ``--seeds`` seeds, run by :func:`mfid.cli.sweep_engine.run_sweep` into fresh directories, first
    on a local Ray cluster started here with ``--num-cpus`` CPUs (one CPU per task), then on the
    ``local`` backend in this process. Both start cold (neither has compiled anything before).
    Reported: wall times, Ray's cluster start, and Ray's overhead = its wall time (start
@@ -49,8 +49,8 @@ def run_bench_sweep(args) -> int:
 
     from auctions.settings import check_setting
     from auctions.study import run_revenue_design
+    from mfid.cli.sweep_engine import run_sweep
     from mfid.report.common import stamp, write_json
-    from mfid.sweep import run_sweep
 
     setting = check_setting(args.setting)
     for name in ("configs", "seeds", "steps", "size", "width", "iters", "val_iters", "num_cpus"):

@@ -78,6 +78,16 @@ def register_design(sub) -> None:
         "converged value among the last iterate and the --keep best surrogates (default), the "
         "best surrogate G_T, or the last iterate",
     )
+    p.add_argument(
+        "--backtrack", action="store_true",
+        help="reject a design step whose surrogate is worse than the last accepted one and retry "
+        "it shorter (solvers.Backtracking; default: off)",
+    )  # fmt: skip
+    p.add_argument(
+        "--tau-start", type=float, default=None,
+        help="anneal the surrogate's temperature in stages from this value down to --tau over "
+        "the first half of the steps (default: no annealing)",
+    )  # fmt: skip
     p.add_argument("--keep", type=int, default=3, help="best-surrogate candidates kept per run")
     p.add_argument(
         "--val-tol", type=float, default=1e-9,
@@ -133,11 +143,11 @@ def run_design_auction(args) -> int:
     ):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
-    for name in ("tau", "eta", "lr", "zo_lr", "val_tol", "u", "sigma"):
+    for name in ("tau", "eta", "lr", "zo_lr", "val_tol", "u", "sigma", "tau_start"):
         v = getattr(args, name)
         if v is not None and not (v == v and abs(v) != float("inf") and v >= 0):
             raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
-    for name in ("eta", "lr", "zo_lr", "u", "sigma"):
+    for name in ("eta", "lr", "zo_lr", "u", "sigma", "tau_start"):
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {v}")
@@ -175,6 +185,8 @@ def run_design_auction(args) -> int:
             num_values=args.num_values,
             num_bids=args.num_bids,
             warm_start=args.warm_start,
+            backtrack=args.backtrack,
+            tau_start=args.tau_start,
             select=args.select,
             keep=args.keep,
             val_tol=args.val_tol,

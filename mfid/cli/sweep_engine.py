@@ -51,7 +51,7 @@ fraction of one: JAX's memory preallocation is switched off for the task, so tas
 
 Example::
 
-    from mfid.sweep import expand, run_sweep
+    from mfid.cli.sweep_engine import expand, run_sweep
     spec = {"settings": ["A1"], "methods": ["amid"], "seeds": 2,
             "fixed": {"steps": 2, "num_values": 6, "num_bids": 6, "width": 8, "iters": 10,
                       "val_iters": 20},
