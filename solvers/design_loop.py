@@ -215,7 +215,6 @@ def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: De
         "grad_norm": gnorm.astype(mdtype),
         "fixed_point_residual": aux.fixed_point_residual.astype(mdtype),
         "status": status,
-        "scale": state.scale if bt is None else anchor[3],
     }
     return new, metrics
 

@@ -56,16 +56,18 @@ GAMES = {"beach_bar": _beach_bar, "random_pmfg": _pmfg, "tiny_a1": _tiny_a1}
 def test_adjoints_agree_and_match_finite_differences(name):
     game, objective, theta, tau, eta = GAMES[name]()
     kw = dict(tau=tau, eta=eta, iters=ITERS)
-    results = [value_and_grad(game, objective, theta, adjoint=a, **kw) for a in ADJOINTS]
+    # every adjoint class on every game; the segment remainder (segment=7) on the beach bar
+    adjoints = ADJOINTS if name == "beach_bar" else ADJOINTS[:2] + ADJOINTS[3:]
+    results = [value_and_grad(game, objective, theta, adjoint=a, **kw) for a in adjoints]
     v0, g0, _ = results[0]
     assert np.abs(flat(g0)).max() > 1e-6  # a non-trivial gradient
-    for adj, (v, g, aux) in zip(ADJOINTS, results, strict=True):
+    for adj, (v, g, aux) in zip(adjoints, results, strict=True):
         assert aux.status_name == "successful", (adj, aux.status_name)
         assert abs(float(v) - float(v0)) <= 1e-12 * abs(float(v0)), adj
         assert rel(g, g0) < 1e-10, adj
-        if name == "beach_bar" or isinstance(adj, Checkpointed):
-            # jax.grad through the public objective reaches the same adjoint (every adjoint on
-            # one game, AMID on all three: each is one more compiled program)
+        if (name == "beach_bar" and adj is not ADJOINTS[2]) or adj is ADJOINTS[1]:
+            # jax.grad through the public objective reaches the same adjoint (every adjoint class
+            # on one game, AMID on all three: each is one more compiled program)
             gj = jax.grad(
                 lambda th, adj=adj: design_objective(game, objective, th, adjoint=adj, **kw)
             )(theta)
