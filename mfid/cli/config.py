@@ -58,17 +58,24 @@ def config_path(argv: list[str]) -> str | None:
     return found
 
 
+def read_toml(path, what: str) -> dict[str, Any]:
+    """The TOML table in ``path``; ``ValueError`` starting with ``what`` and naming the file when
+    it cannot be read or is not valid TOML."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as err:
+        raise ValueError(f"{what}: cannot read {path}: {err.strerror or err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{what}: {path} is not valid TOML: {err}") from None
+
+
 def load_config(path) -> dict[str, Any]:
     """The table of a TOML run config (``ValueError`` naming the file when it cannot be read,
     is not valid TOML, or holds a nested table)."""
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            table = tomllib.load(fh)
-    except OSError as err:
-        raise ValueError(f"--config: cannot read {path}: {err.strerror or err}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"--config: {path} is not valid TOML: {err}") from None
+    table = read_toml(path, "--config")
     for key, value in table.items():
         if isinstance(value, dict):
             raise ValueError(f"--config: key {key!r} in {path} is a table; a run config is a "

@@ -122,17 +122,10 @@ def _display(name: str) -> str:
 
 def load_spec(path) -> dict:
     """Read a TOML sweep spec (``ValueError`` naming the file when it cannot be read)."""
-    import tomllib
+    from mfid.cli.config import read_toml
 
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            spec = tomllib.load(fh)
-    except OSError as err:
-        raise ValueError(f"sweep spec: cannot read {path}: {err.strerror or err}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"sweep spec: {path} is not valid TOML: {err}") from None
-    return check_spec(spec, where=str(path))
+    spec = read_toml(path, "sweep spec")
+    return check_spec(spec, where=str(Path(path)))
 
 
 def _as_list(value, key: str, where: str) -> list:
