@@ -163,6 +163,7 @@ def run_revenue_design(
     u: float = 0.05,
     sigma: float = 0.1,
     precision: str | None = "float32",
+    batching: str | None = None,
     callback: Callable[[str, int, dict], None] | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
@@ -179,7 +180,8 @@ def run_revenue_design(
     lowers the surrogate's temperature in stages from ``tau_start`` to ``tau`` over the first half
     of the steps (:func:`solvers.design_seeds`). ``u`` and ``sigma`` are the zeroth-order radii (0-SGD/0-ADAM, ANNEAL). ``precision`` is
     the compute precision of the design steps; every reported number is evaluated in the default
-    float dtype. ``callback(method, step, metrics)`` reports progress. Time per step is the
+    float dtype. ``batching`` (``"vmap"``/``"map"``) is how each device runs its seeds
+    (:func:`solvers.design_seeds`: the seeds are split over the local devices). ``callback(method, step, metrics)`` reports progress. Time per step is the
     median wall time of the steps after the first (compilation excluded; ``compile_seconds`` is
     the first step's excess). ``checkpoint_dir``/``checkpoint_every``: checkpoint and resume (see
     the module docstring); a resumed run's timings cover only the steps it ran."""
@@ -203,6 +205,7 @@ def run_revenue_design(
         "width": width, "draws": draws if setting == "A3" else None, "warm_start": warm_start,
         "backtrack": bool(backtrack), "select": select, "keep": keep, "u": u, "sigma": sigma, "num_values": num_values, "num_bids": num_bids,
         "precision": precision or jnp.dtype(jnp.result_type(float)).name,
+        **({} if batching in (None, "vmap") else {"batching": batching}),
     }  # fmt: skip
     t_start = time.perf_counter()
     grid = dict(width=width, draws=draws, num_values=num_values, num_bids=num_bids)
@@ -247,7 +250,7 @@ def run_revenue_design(
             game, objective, thetas0, keys, maximize=True, estimator=est, optimizer=optimizer,
             steps=n, tau=tau, eta=eta, iters=iters, tau_start=tau_start, val_iters=val_iters, val_tol=val_tol,
             warm_start=warm_start, backtrack=Backtracking() if backtrack else None,
-            select=select, keep=keep, precision=precision, throw=False,
+            select=select, keep=keep, precision=precision, batching=batching, throw=False,
             callback=None if callback is None else (lambda k, mt, m=m: callback(m, k, mt)),
             checkpoint_dir=ckpt, checkpoint_every=checkpoint_every, config=identity,
         )  # fmt: skip

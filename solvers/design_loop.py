@@ -8,8 +8,9 @@ optax optimiser::
     theta_{k+1}       = estimator.update(loss, theta_k, ...)   (e.g. Adam on d loss_k / d theta)
     zeta^(k+1)        = zeta_T(theta_k)           (warm start; zeros when warm_start=False)
 
-:func:`design_step` is one pure step ``DesignState -> DesignState`` (jitted; ``vmap``-ped over
-seeds by :func:`design_seeds`, so the seeds of a study run as one compiled, batched program). A
+:func:`design_step` is one pure step ``DesignState -> DesignState`` (jitted; mapped over the
+seeds by :func:`design_seeds`, so the seeds of a study run as one compiled program, split over
+the local devices and ``vmap``-ped or ``lax.map``-ped on each). A
 step whose evaluation or update is not ``successful`` (non-finite, diverged OMD, a refused
 implicit gradient, ...) leaves the state where it was and records the status: a failed run stops
 moving and says why. :func:`design` and :func:`design_seeds` drive the steps from Python (one
@@ -219,19 +220,36 @@ def design_step(problem: DesignProblem, game: MeanFieldGame, tau, eta, state: De
     return new, metrics
 
 
-_step = jax.jit(design_step, static_argnums=(0,))
-_step_batched = jax.jit(jax.vmap(design_step, in_axes=(None, None, None, None, 0)),
-                        static_argnums=(0,))  # fmt: skip
+def _seed_devices(num: int) -> int:
+    """How many local devices share ``num`` seeds: the largest count ``<= jax.local_device_count()``
+    that divides ``num`` (each device runs the same number of seeds)."""
+    return max(d for d in range(1, min(num, jax.local_device_count()) + 1) if num % d == 0)
 
 
-@partial(jax.jit, static_argnums=(0,))
-def _step_single(problem, game, tau, eta, state):
-    """:func:`design_step` on a batch of one seed without ``vmap`` (the batched program's
-    per-seed matrix products are slower on a CPU than plain ones: ``mfid bench design``)."""
-    new, metrics = design_step(problem, game, tau, eta, jax.tree_util.tree_map(lambda x: x[0],
-                                                                               state))  # fmt: skip
-    expand = partial(jax.tree_util.tree_map, lambda x: jnp.asarray(x)[None])
-    return expand(new), expand(metrics)
+@partial(jax.jit, static_argnums=(0, 5, 6))
+def _step_seeds(problem, game, tau, eta, state, devices: int, batching: str):
+    """:func:`design_step` over the leading seed axis of ``state``: the seeds are split evenly
+    over ``devices`` local devices (``jax.shard_map``; on a CPU, host devices from
+    ``--xla_force_host_platform_device_count``, one per core), and each device runs its seeds
+    with ``batching``: ``"vmap"`` (one vectorised program, for accelerators) or ``"map"``
+    (``lax.map``, the seeds one after another: on a CPU the vectorised program's per-seed
+    matrix products are slower than plain ones, ``mfid bench design``). A device with one seed
+    runs the plain, unbatched step."""
+
+    def local(game, tau, eta, state):
+        step = partial(design_step, problem, game, tau, eta)
+        if jax.tree_util.tree_leaves(state)[0].shape[0] == 1:  # one seed: the plain program
+            tree = jax.tree_util.tree_map
+            return tree(lambda x: jnp.asarray(x)[None], step(tree(lambda x: x[0], state)))
+        return jax.vmap(step)(state) if batching == "vmap" else jax.lax.map(step, state)
+
+    if devices == 1:
+        return local(game, tau, eta, state)
+    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:devices]), ("seeds",))
+    P = jax.sharding.PartitionSpec
+    run = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(), P("seeds")),
+                        out_specs=P("seeds"), check_vma=False)  # fmt: skip
+    return run(game, tau, eta, state)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -444,6 +462,8 @@ def design_seeds(
     keep: int = 3,
     val_tol: float | None = None,
     precision: str | None = None,
+    batching: str | None = None,
+    devices: int | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
     callback: Callable[[int, dict], None] | None = None,
@@ -468,7 +488,9 @@ def design_seeds(
     ``keep`` best-surrogate iterates are each solved to ``val_tol`` and the best converged value
     wins (an optimiser that exploits OMD's transient shows up as a gap between the two). ``precision`` (``"float32"``/``"float64"``; default the game's dtype)
     is the precision of the design steps (mixed precision: ``theta``, the optimiser state and
-    every evaluation stay in the game's dtype). ``checkpoint_dir``: checkpoint every
+    every evaluation stay in the game's dtype). The seeds are split evenly over ``devices`` local
+    devices (default: as many as divide their number); ``batching`` is how each device runs its share: ``"vmap"``
+    (vectorised) or ``"map"`` (one after another), by default ``"vmap"``. ``checkpoint_dir``: checkpoint every
     ``checkpoint_every`` steps and resume from it. ``callback(step, metrics)`` gets, after every
     step, per-seed lists of ``objective``, ``exploitability``, ``grad_norm``, ``status``,
     ``evaluations``. ``throw=True`` raises ``ValueError`` when a seed ends with a status other
@@ -519,6 +541,14 @@ def design_seeds(
 
     state = jax.vmap(init)(thetas, keys)
     step_game = game if cdtype == game.dtype else cast_floating(game, cdtype)
+    batching = "vmap" if batching is None else batching
+    if batching not in ("map", "vmap"):
+        raise ValueError(f"batching must be 'map', 'vmap' or None, got {batching!r}")
+    if devices is None:
+        devices = _seed_devices(num)
+    elif (check_count(devices, "devices") > jax.local_device_count()) or num % devices:
+        raise ValueError(f"devices must divide the number of seeds ({num}) and be at most the "
+                         f"local device count ({jax.local_device_count()}), got {devices}")  # fmt: skip
     tau_, eta_ = jnp.asarray(tau, cdtype), jnp.asarray(eta, cdtype)
     if backtrack is not None and not isinstance(backtrack, Backtracking):
         raise ValueError(f"backtrack must be a Backtracking or None, got {backtrack!r}")
@@ -565,8 +595,7 @@ def design_seeds(
             tau_ = jnp.asarray(tau_at(k), cdtype)
             if k > 0 and tau_at(k) != tau_at(k - 1):  # a new surrogate: backtracking afresh
                 state = state._replace(anchor_value=jnp.full_like(state.anchor_value, worst))
-        state, metrics = (_step_single if num == 1 else _step_batched)(problem, step_game, tau_,
-                                                                       eta_, state)  # fmt: skip
+        state, metrics = _step_seeds(problem, step_game, tau_, eta_, state, devices, batching)
         metrics = jax.device_get(metrics)
         metrics["seconds"] = np.full(num, time.perf_counter() - ts)
         for name in _TRACE_KEYS:

@@ -8,7 +8,9 @@ Commands run in float64 unless ``--x32`` is given. Commands that set ``single_co
 commands and ``bench design``) pin the process to one CPU core unless ``--all-cores`` is given:
 an OMD step is a chain of small kernels, and XLA's CPU runtime spreading such a chain over
 several cores costs more in cross-core traffic than it gains (about 15-20% per AMID design step
-on a 2-core machine).
+on a 2-core machine). ``mfid --devices N`` splits the CPU into ``N`` host devices pinned to
+``N`` cores (XLA's ``--xla_force_host_platform_device_count``): a design of several seeds then
+runs its seeds on the devices side by side (:func:`solvers.design_seeds`).
 
 Conventions every command follows (:mod:`mfid.cli.flags`): ``--help`` shows each option's
 default; whole-number flags accept scientific notation (``--steps 1e5``); ``mfid --version``
@@ -63,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="let design commands use every CPU core (default: one core, which runs their "
         "small OMD kernels faster)",
     )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="split the CPU into this many host devices, one core each; design commands run "
+        "their seeds on them side by side",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     groups = {
         "bench": sub.add_parser(
@@ -93,11 +102,35 @@ def build_parser() -> argparse.ArgumentParser:
 def pin_to_one_core() -> int | None:
     """Restrict this process (and the threads it starts from now on, e.g. XLA's thread pool)
     to the first CPU core it may use; returns that core, or ``None`` where unsupported."""
+    cores = pin_to_cores(1)
+    return None if cores is None else cores[0]
+
+
+def pin_to_cores(n: int) -> list[int] | None:
+    """Restrict this process to the first ``n`` CPU cores it may use (``ValueError`` naming
+    ``--devices`` when it may use fewer); returns them, or ``None`` where unsupported."""
     if not hasattr(os, "sched_setaffinity"):
         return None
-    core = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
-    return core
+    allowed = sorted(os.sched_getaffinity(0))
+    if n > len(allowed):
+        raise ValueError(f"--devices {n}: this process may use only {len(allowed)} CPU cores")
+    os.sched_setaffinity(0, set(allowed[:n]))
+    return allowed[:n]
+
+
+def setup_devices(n: int, *, pin: bool) -> None:
+    """Make XLA's CPU backend present ``n`` host devices and, with ``pin``, restrict the
+    process to ``n`` cores (call before JAX starts its CPU client); ``ValueError`` naming
+    ``--devices`` for a count below 1 or above the cores the process may use."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"--devices must be a positive integer, got {n}")
+    if pin:
+        pin_to_cores(n)
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+             if not f.startswith("--xla_force_host_platform_device_count")]  # fmt: skip
+    if n > 1:
+        flags.append(f"--xla_force_host_platform_device_count={n}")
+    os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
 def main(argv=None) -> int:
@@ -114,8 +147,12 @@ def main(argv=None) -> int:
             return 2
     args = parser.parse_args(argv)
     args.argv = list(argv)
-    if getattr(args, "single_core", False) and not args.all_cores:
-        pin_to_one_core()  # before JAX starts its CPU client and thread pool
+    try:  # before JAX starts its CPU client and thread pool
+        pin = (args.devices > 1 or getattr(args, "single_core", False)) and not args.all_cores
+        setup_devices(args.devices, pin=pin)
+    except ValueError as err:
+        print(f"mfid: error: {err}", file=sys.stderr)
+        return 2
     import jax
 
     jax.config.update("jax_enable_x64", not args.x32)

@@ -5,7 +5,7 @@ table whose keys are the command's long flags, with dashes or underscores (``val
 ``val_iters``), and whose values are TOML scalars of the flag's type (a store-true flag takes
 ``true``/``false``; a comma-separated flag such as ``--method`` also takes an array of
 strings). The file only sets *defaults*: a flag given on the command line overrides it. The
-global flags ``x32`` and ``all-cores`` may appear too. An unknown key, or a value of the wrong
+global flags ``x32``, ``all-cores`` and ``devices`` may appear too. An unknown key, or a value of the wrong
 type or outside the flag's choices, is a ``ValueError`` naming the key and the file.
 
 After a design command has written its report, the CLI writes the full resolved configuration

@@ -66,6 +66,34 @@ def test_design_commands_ask_for_one_core_and_others_do_not():
 
 
 @_linux_only
+def test_devices_split_the_cpu_into_host_devices_on_as_many_cores():
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs a process allowed on 2 CPU cores")
+    code = (
+        "import os; from mfid.cli import setup_devices; before = sorted(os.sched_getaffinity(0)); "
+        "setup_devices(2, pin=True); import jax; "
+        "assert jax.local_device_count() == 2, jax.devices(); "
+        "assert sorted(os.sched_getaffinity(0)) == before[:2], os.sched_getaffinity(0); "
+        "print(os.environ['XLA_FLAGS'])"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0 "
+           "--xla_force_host_platform_device_count=5"}  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["--xla_backend_optimization_level=0",
+                                  "--xla_force_host_platform_device_count=2"]  # fmt: skip
+
+
+def test_devices_is_checked(capsys):
+    from mfid.cli import main
+
+    assert main(["--devices", "0", "bench", "design"]) == 2
+    assert "--devices must be a positive integer" in capsys.readouterr().err
+    assert main(["--devices", "100000", "bench", "design"]) == 2
+    assert "--devices 100000" in capsys.readouterr().err
+
+
+@_linux_only
 def test_pin_to_one_core_restricts_the_process_to_its_first_allowed_core():
     code = (
         "import os; from mfid.cli import pin_to_one_core; before = os.sched_getaffinity(0); "

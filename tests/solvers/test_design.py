@@ -35,7 +35,7 @@ def game():
 def test_beach_bar_design_lowers_congestion_at_low_exploitability():
     with compiles() as names:
         res = design(game(), congestion_objective, jnp.zeros(10), maximize=False, steps=15, **KW)
-    assert sum("design_step" in n for n in names) <= 1  # one compilation for the whole run
+    assert sum("_step_seeds" in n for n in names) == 1  # one compilation for the whole run
     assert res.status == "successful" and res.steps == 15 and res.resumed_from == 0
     assert res.final_value < res.initial_value - 0.02, (res.initial_value, res.final_value)
     assert res.final_exploitability < 0.02
@@ -48,7 +48,7 @@ def test_beach_bar_design_lowers_congestion_at_low_exploitability():
     # a second run with a new starting point reuses the compiled step
     with compiles() as names:
         design(game(), Congestion(50.0), jnp.ones(10), maximize=False, steps=2, **KW)
-    assert not [n for n in names if "design_step" in n]
+    assert not [n for n in names if "_step_seeds" in n]
     assert res.final.converged is False and res.final.exploitability < 0.02
 
 
@@ -159,6 +159,9 @@ def test_implicit_design_refuses_an_unconverged_equilibrium():
         (dict(theta0=jnp.full(10, jnp.inf)), "theta0"),
         (dict(eta=-1.0), "eta"),
         (dict(precision="float16"), "precision"),
+        (dict(batching="pmap"), "batching"),
+        (dict(devices=0), "devices"),
+        (dict(devices=2), "devices must divide"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
@@ -197,14 +200,15 @@ def test_keep_best_returns_the_best_evaluated_iterate():
     assert conv.final.converged and float(conv.final.exploitability) <= 1e-10
 
 
-def test_seeds_batched_in_one_program_equal_one_at_a_time():
+@pytest.mark.parametrize("batching", ["vmap", "map"])
+def test_seeds_batched_in_one_program_equal_one_at_a_time(batching):
     thetas = jnp.stack([jnp.zeros(10), 0.3 * jnp.ones(10), -0.2 * jnp.ones(10)])
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in range(3)])
     kw = {k: v for k, v in KW.items() if k != "key"}
     with compiles() as names:
         batch = design_seeds(game(), congestion_objective, thetas, keys, maximize=False, steps=4,
-                             **kw)  # fmt: skip
-    assert sum("design_step" in n for n in names) <= 1
+                             batching=batching, **kw)  # fmt: skip
+    assert sum("_step_seeds" in n for n in names) == 1
     for s in range(3):
         one = design(game(), congestion_objective, thetas[s], maximize=False, steps=4,
                      **{**kw, "key": jax.random.key(s)})  # fmt: skip
@@ -212,6 +216,43 @@ def test_seeds_batched_in_one_program_equal_one_at_a_time():
                                    atol=1e-12)  # fmt: skip
         np.testing.assert_allclose(batch[s].objective, one.objective, rtol=1e-12)
         assert batch[s].final_value == pytest.approx(one.final_value, rel=1e-12)
+
+
+_TWO_DEVICES = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+from mfid import BeachBar, Congestion
+from solvers import design_seeds
+assert jax.local_device_count() == 2
+game = BeachBar.create(num_states=10, horizon=5, crowd=0.1)
+thetas = jnp.stack([0.1 * s * jnp.ones(10) for s in range(4)])
+keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in range(4)])
+kw = dict(maximize=False, steps=3, tau=0.1, eta=0.3, iters=150, val_iters=400, learning_rate=0.3)
+runs = {(b, d): design_seeds(game, Congestion(50.0), thetas, keys, batching=b, devices=d, **kw)
+        for b in ("vmap", "map") for d in (1, 2)}
+ref = runs["vmap", 1]
+for (b, d), rs in runs.items():
+    for r, q in zip(rs, ref):
+        np.testing.assert_allclose(np.asarray(r.theta), np.asarray(q.theta), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(r.objective, q.objective, rtol=1e-12)
+try:
+    design_seeds(game, Congestion(50.0), thetas[:3], keys[:3], devices=2, **kw)
+except ValueError as err:
+    assert "devices must divide the number of seeds (3)" in str(err), err
+else:
+    raise AssertionError("devices=2 with 3 seeds was accepted")
+print("ok")
+"""
+
+
+def test_seeds_split_over_two_host_devices_equal_one_device():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _TWO_DEVICES], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
 @pytest.mark.parametrize("tau_start", [None, 0.4])

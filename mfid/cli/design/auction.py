@@ -103,6 +103,13 @@ def register_design(sub) -> None:
         "always evaluated in float64, or float32 under --x32)",
     )
     p.add_argument(
+        "--batching",
+        choices=("vmap", "map"),
+        default="vmap",
+        help="how a device runs several seeds: one vectorised program (vmap) or one after another "
+        "(map; faster on a CPU split by mfid --devices N)",
+    )
+    p.add_argument(
         "--checkpoint-dir", default=None,
         help="checkpoint every method's design run here and resume from it: rerunning the same "
         "command continues where it stopped and does not redo finished methods",
@@ -193,6 +200,7 @@ def run_design_auction(args) -> int:
             u=args.u,
             sigma=args.sigma,
             precision=None if args.x32 else args.precision,
+            batching=args.batching,
             callback=progress,
             checkpoint_dir=ckpt,
             checkpoint_every=args.checkpoint_every,
