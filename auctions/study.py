@@ -148,6 +148,8 @@ def run_revenue_design(
     eta: float = 10.0,
     iters: int = 400,
     tau_start: float | None = None,
+    tau_steps: int | None = None,
+    tau_stages: int = 3,
     val_iters: int = 10000,
     val_tol: float = 1e-9,
     learning_rate: float = LEARNING_RATE,
@@ -177,8 +179,8 @@ def run_revenue_design(
     converged value. ``warm_start=False`` (default) evaluates every surrogate ``G_T`` from the
     uniform policy. ``backtrack=True`` rejects and shortens, for every method alike, a step whose
     surrogate is worse than the last accepted one (:class:`solvers.Backtracking`); ``tau_start``
-    lowers the surrogate's temperature in stages from ``tau_start`` to ``tau`` over the first half
-    of the steps (:func:`solvers.design_seeds`). ``u`` and ``sigma`` are the zeroth-order radii (0-SGD/0-ADAM, ANNEAL). ``precision`` is
+    lowers the surrogate's temperature in ``tau_stages`` stages from ``tau_start`` to ``tau`` over
+    the first ``tau_steps`` steps (default half of them; :func:`solvers.design_seeds`). ``u`` and ``sigma`` are the zeroth-order radii (0-SGD/0-ADAM, ANNEAL). ``precision`` is
     the compute precision of the design steps; every reported number is evaluated in the default
     float dtype. ``batching`` (``"vmap"``/``"map"``) is how each device runs its seeds
     (:func:`solvers.design_seeds`: the seeds are split over the local devices). ``callback(method, step, metrics)`` reports progress. Time per step is the
@@ -206,6 +208,7 @@ def run_revenue_design(
         "backtrack": bool(backtrack), "select": select, "keep": keep, "u": u, "sigma": sigma, "num_values": num_values, "num_bids": num_bids,
         "precision": precision or jnp.dtype(jnp.result_type(float)).name,
         **({} if batching in (None, "vmap") else {"batching": batching}),
+        **({} if tau_start is None else {"tau_steps": tau_steps, "tau_stages": tau_stages}),
     }  # fmt: skip
     t_start = time.perf_counter()
     grid = dict(width=width, draws=draws, num_values=num_values, num_bids=num_bids)
@@ -248,7 +251,8 @@ def run_revenue_design(
         t = time.perf_counter()
         results = design_seeds(
             game, objective, thetas0, keys, maximize=True, estimator=est, optimizer=optimizer,
-            steps=n, tau=tau, eta=eta, iters=iters, tau_start=tau_start, val_iters=val_iters, val_tol=val_tol,
+            steps=n, tau=tau, eta=eta, iters=iters, tau_start=tau_start, tau_steps=tau_steps,
+            tau_stages=tau_stages, val_iters=val_iters, val_tol=val_tol,
             warm_start=warm_start, backtrack=Backtracking() if backtrack else None,
             select=select, keep=keep, precision=precision, batching=batching, throw=False,
             callback=None if callback is None else (lambda k, mt, m=m: callback(m, k, mt)),

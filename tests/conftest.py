@@ -7,13 +7,16 @@ import tempfile
 os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"mfid-tests-xla-{os.getuid()}")
 )
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # cache every program
 # Test programs are tiny and compiled once: compile time, not run time, is what a test waits
-# for, and the backend's optimisation passes are most of it (about half on the auction game).
+# for, and the backend's optimisation passes are most of it (about half on the auction game);
+# XLA's older loop emitters compile the small fusions faster than its fusion emitters (the
+# beach-bar adjoint cross-check: 15 s against 24 s from a cold cache).
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "")
         + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+        + " --xla_cpu_use_fusion_emitters=false"
     ).strip()
 
 import jax  # noqa: E402
