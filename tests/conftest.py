@@ -12,12 +12,23 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # cach
 # for, and the backend's optimisation passes are most of it (about half on the auction game);
 # XLA's older loop emitters compile the small fusions faster than its fusion emitters (the
 # beach-bar adjoint cross-check: 15 s against 24 s from a cold cache).
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-        + " --xla_cpu_use_fusion_emitters=false"
-    ).strip()
+_FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+                 " --xla_cpu_use_fusion_emitters=false")  # fmt: skip
+
+
+def _xla_accepts(flags: str) -> bool:
+    """Whether this jaxlib starts with ``flags`` (XLA aborts on a flag it does not know)."""
+    import subprocess
+
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    code = "import jax.numpy as jnp; jnp.zeros(1).block_until_ready()"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True).returncode == 0
+
+
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):  # once per run:
+    flags = (os.environ.get("XLA_FLAGS", "") + " " + _FAST_COMPILE).strip()  # workers inherit
+    if _xla_accepts(flags):
+        os.environ["XLA_FLAGS"] = flags
 
 import jax  # noqa: E402
 
