@@ -101,7 +101,7 @@ def test_grad_of_vmap_and_vmap_of_grad():
         grad = jax.jit(jax.grad(G))
         one = jnp.stack([grad(t) for t in thetas])
         assert rel(jax.jit(jax.vmap(jax.grad(G)))(thetas), one) < 1e-12
-        total = lambda ts, G=G: jnp.sum(jax.vmap(G)(ts))  # noqa: E731
+        total = lambda ts, G=G: jnp.sum(jax.vmap(G)(ts))
         assert rel(jax.jit(jax.grad(total))(thetas), one) < 1e-12
 
 
