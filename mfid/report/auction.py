@@ -165,6 +165,13 @@ def _method_summary(result: RevenueStudy, m: str, bound) -> dict:
     return out
 
 
+def best_method(methods: dict) -> str:
+    """The method with the best mean objective among those whose equilibria all reached the
+    tolerance (an unconverged value is not a result); among all methods if none did."""
+    pool = [m for m, v in methods.items() if v["converged"]] or list(methods)
+    return max(pool, key=lambda m: methods[m]["objective_mean"])
+
+
 def summary(result: RevenueStudy) -> dict:
     """The report's numbers (the content of ``report.json``, without the stamp)."""
     meta = result.meta
@@ -207,7 +214,7 @@ def summary(result: RevenueStudy) -> dict:
         "share_of_bound": {m: v["share_of_bound"] for m, v in methods.items()} if bound else {},
         "seconds_per_method": {m: v["seconds"] for m, v in methods.items()},
     }  # fmt: skip
-    best = max(methods, key=lambda m: methods[m]["objective_mean"])
+    best = best_method(methods)
     s["best_method"] = best
     s["mechanism_table"] = {
         "method": best,
@@ -314,8 +321,15 @@ def _words(s: dict) -> str:
     others = [x["label"] for m, x in s["methods"].items() if m != best]
     out = [f"**What was designed.** A {mech} for setting {s['setting']} ({s['description']}; "
            f"{H} rounds, values and bids on [0, 1)), chosen to maximise {_objective_words(s)}."]  # fmt: skip
+    higher = [x["label"] for m, x in s["methods"].items() if m != best and not x["converged"]
+              and x["objective_mean"] > v["objective_mean"]]  # fmt: skip
     res = (f"**Result.** The best method, {v['label']}"
-           + (f" (of {', '.join([v['label'], *others])})" if others else "")
+           + (f" (of {', '.join([v['label'], *others])}" if others else "")
+           + (f"; {', '.join(higher)} scored higher, but not all of "
+              + ("its" if len(higher) == 1 else "their")
+              + " equilibria reached the tolerance, so that is not a result"
+              if higher and v["converged"] else "")
+           + (")" if others else "")
            + f", earns {_num(v['revenue_mean'])} per capita (per unit mass of bidders) at the "
            "mechanism's equilibrium")  # fmt: skip
     if v["seeds"] > 1:

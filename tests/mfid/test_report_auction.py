@@ -118,3 +118,26 @@ def test_no_bound_says_why_and_two_seeds_give_mean_and_spread(tmp_path):
     got = json.loads((tmp_path / "r" / "report.json").read_text())
     per = [p["revenue"] for p in got["methods"]["amid"]["per_seed"]]
     assert f"{per[0]:.4f}, {per[1]:.4f}" in md
+
+
+def test_best_method_is_the_best_converged_one(tmp_path):
+    import dataclasses
+
+    study = _study(4, bound=0.25)
+    amid = study.runs["amid"][0]
+    eq = _equilibrium(4, 6, threshold=2, ratio=0.9)  # sells more at the same ratio: higher
+    assert eq.revenue > amid.equilibrium.revenue
+    eq = dataclasses.replace(eq, status="max_iterations", exploitability=5e-2)
+    anneal = dataclasses.replace(amid, method="anneal", equilibrium=eq)
+    study = dataclasses.replace(study, runs={"amid": [amid], "anneal": [anneal]})
+    s = write_report(study, tmp_path / "r", command="mfid design auction")
+    assert s["best_method"] == "amid" and s["mechanism_table"]["method"] == "amid"
+    first = (tmp_path / "r" / "report.md").read_text().split("\n\n")[1]
+    assert "The best method, AMID (of AMID, ANNEAL; ANNEAL scored higher, but not all of its " \
+           "equilibria reached the tolerance, so that is not a result)" in first
+    # with every method unconverged the best value is named (and the report is flagged)
+    study = dataclasses.replace(
+        study, runs={"amid": [dataclasses.replace(amid, equilibrium=dataclasses.replace(
+            amid.equilibrium, status="max_iterations"))], "anneal": [anneal]})  # fmt: skip
+    s = write_report(study, tmp_path / "r2", command="mfid design auction")
+    assert s["best_method"] == "anneal" and s["status"] == "flagged"
