@@ -62,7 +62,7 @@ __all__ = [
 
 METHODS = ("amid", "zeroth-adam", "zeroth-sgd", "anneal")
 LABELS = {"amid": "AMID", "zeroth-adam": "0-ADAM", "zeroth-sgd": "0-SGD", "anneal": "ANNEAL"}
-LEARNING_RATE = 2e-3  # peak of the warm-up/cosine schedule (results/A1/NOTES.md: the sweep)
+LEARNING_RATE = 2e-3  # peak of the warm-up/cosine schedule (auctions/README.md: A1 measurements)
 
 
 @dataclasses.dataclass(frozen=True)
