@@ -323,13 +323,13 @@ def _words(s: dict) -> str:
            f"{H} rounds, values and bids on [0, 1)), chosen to maximise {_objective_words(s)}."]  # fmt: skip
     higher = [x["label"] for m, x in s["methods"].items() if m != best and not x["converged"]
               and x["objective_mean"] > v["objective_mean"]]  # fmt: skip
+    among = ", ".join([v["label"], *others])
+    if higher and v["converged"]:
+        among += (f"; {', '.join(higher)} scored higher, but not all of "
+                  f"{'its' if len(higher) == 1 else 'their'} equilibria reached the tolerance, "
+                  "so that is not a result")  # fmt: skip
     res = (f"**Result.** The best method, {v['label']}"
-           + (f" (of {', '.join([v['label'], *others])}" if others else "")
-           + (f"; {', '.join(higher)} scored higher, but not all of "
-              + ("its" if len(higher) == 1 else "their")
-              + " equilibria reached the tolerance, so that is not a result"
-              if higher and v["converged"] else "")
-           + (")" if others else "")
+           + (f" (of {among})" if others else "")
            + f", earns {_num(v['revenue_mean'])} per capita (per unit mass of bidders) at the "
            "mechanism's equilibrium")  # fmt: skip
     if v["seeds"] > 1:
